@@ -1,0 +1,94 @@
+"""Model loading and device choices shared by the stages.
+
+sentence-transformers is imported inside the functions: it takes seconds to import, and
+the offline switches below must be set before huggingface_hub reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from embedtune import io, params
+from embedtune.errors import StageError
+
+
+def offline() -> None:
+    """Forbid Hub downloads: only fetch may touch the network, every later stage is local."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        os.environ[var] = "1"
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(path: str | Path, common: params.Common):
+    """Load a local sentence-transformers folder and check it can serve every dimension."""
+    from sentence_transformers import SentenceTransformer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise StageError(f"{path}: model folder not found (run the stages before it)")
+    kwargs = {"attn_implementation": "sdpa"} if device() == "cuda" else {}
+    model = SentenceTransformer(
+        str(path),
+        device=device(),
+        trust_remote_code=False,
+        local_files_only=True,
+        model_kwargs=kwargs,
+    )
+    model.max_seq_length = common.max_seq_length
+    full = model.get_embedding_dimension()
+    if full is None or max(common.dims) > full:
+        raise StageError(
+            f"params key 'common.dims': {common.dims} exceeds the model's "
+            f"embedding dimension {full} ({path})"
+        )
+    return model
+
+
+def run_eval(
+    model_dir: str, ir_dir: str, out: str, per_query_out: str, common: params.Common
+) -> dict:
+    """Score a model on the test queries at every dimension and write both outputs."""
+    from embedtune import retrieval
+
+    model = load_model(model_dir, common)
+    data = retrieval.IRData.load(ir_dir, "test")
+    results = retrieval.evaluate_model(
+        model,
+        data,
+        common.dims,
+        common.eval_batch_size,
+        common.query_prompt,
+        common.document_prompt,
+    )
+    metrics = retrieval.flat_metrics(results)
+    qids = [q for q in data.queries if data.relevant_docs.get(q)]
+    per_query = {f"dim_{d}": dict(zip(qids, ndcg, strict=True)) for d, (_, ndcg) in results.items()}
+    io.write_json(per_query_out, per_query)
+    io.write_json(out, metrics)
+    return metrics
+
+
+def eval_cli(argv: list[str] | None, stage: str) -> None:
+    """Command line shared by baseline and evaluate: same code, different model."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog=f"python -m stages.{stage}", description=f"{stage}: score a model at every dimension"
+    )
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
+    ap.add_argument("--out", required=True, help="metrics JSON")
+    ap.add_argument("--per-query", required=True, help="per-query ndcg@10 JSON")
+    args = ap.parse_args(argv)
+    offline()
+    p = params.load(args.params)
+    m = run_eval(args.model, args.ir, args.out, args.per_query, p.common)
+    dims = ", ".join(f"{d}d {m[f'dim_{d}_ndcg@10']:.4f}" for d in p.common.dims)
+    print(f"{stage}: ndcg@10 {dims}")

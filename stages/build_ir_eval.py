@@ -1,0 +1,68 @@
+"""build_ir_eval: the corpus, queries and relevant docs that retrieval is scored on.
+
+The three dicts have the shape sentence-transformers' InformationRetrievalEvaluator takes.
+``unique`` keeps one corpus entry per chunk id (sound recall and precision); ``rows`` keeps
+one entry per pair as the reference run did, where every copy of a chunk counts as relevant.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+from embedtune import io, params
+
+
+def build_corpus(pairs: list[dict], mode: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Return (corpus id -> text, chunk id -> corpus ids holding that chunk)."""
+    corpus: dict[str, str] = {}
+    holders: dict[str, list[str]] = defaultdict(list)
+    for row in pairs:
+        cid = row["chunk_id"] if mode == "unique" else f"r{row['id']}"
+        if cid not in corpus:
+            corpus[cid] = row["positive"]
+            holders[row["chunk_id"]].append(cid)
+    return corpus, dict(holders)
+
+
+def build_queries(part: list[dict], pairs: list[dict], holders: dict[str, list[str]]) -> dict:
+    """Queries of one split part; a question asked of several chunks has them all relevant."""
+    chunks_of: dict[str, set[str]] = defaultdict(set)
+    for row in pairs:
+        chunks_of[row["anchor"]].add(row["chunk_id"])
+    queries: dict[str, str] = {}
+    relevant: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for row in part:
+        if row["anchor"] in seen:
+            continue
+        seen.add(row["anchor"])
+        qid = f"q{row['id']}"
+        queries[qid] = row["anchor"]
+        relevant[qid] = sorted(cid for chunk in chunks_of[row["anchor"]] for cid in holders[chunk])
+    return {"queries": queries, "relevant_docs": relevant}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--split", required=True, help="folder with train/dev/test.jsonl")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    p = params.load(args.params)
+    parts = {n: io.read_jsonl(f"{args.split}/{n}.jsonl") for n in ("train", "dev", "test")}
+    pairs = [r for rows in parts.values() for r in rows]
+    corpus, holders = build_corpus(sorted(pairs, key=lambda r: r["id"]), p.build_ir_eval.corpus)
+    with io.atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        io.write_jsonl(tmp / "corpus.jsonl", ({"id": k, "text": v} for k, v in corpus.items()))
+        for name in ("dev", "test"):
+            io.write_json(tmp / f"{name}.json", build_queries(parts[name], pairs, holders))
+    print(
+        f"build_ir_eval: corpus {len(corpus)} ({p.build_ir_eval.corpus}), "
+        f"dev {len(parts['dev'])} / test {len(parts['test'])} pairs"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(io.run_stage(main))

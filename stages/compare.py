@@ -1,0 +1,202 @@
+"""compare: base vs fine-tuned, per dimension, as JSON, a markdown report and a chart.
+
+The report is written to read well as a pull-request comment. For each dimension it also
+says whether the ndcg@10 difference is more than noise: a paired bootstrap confidence
+interval and a paired sign-flip permutation p-value over the per-query scores (seeded).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from embedtune import io, params
+from embedtune.params import METRIC_NAMES
+
+RESAMPLES = 10_000
+ALPHA = 0.05
+
+
+def paired_test(base: list[float], tuned: list[float], seed: int) -> dict[str, float]:
+    """Mean difference (tuned - base), its 95% bootstrap CI and a permutation p-value."""
+    diff = np.asarray(tuned, dtype=float) - np.asarray(base, dtype=float)
+    rng = np.random.default_rng(seed)
+    n = len(diff)
+    boot = diff[rng.integers(0, n, size=(RESAMPLES, n))].mean(axis=1)
+    low, high = np.quantile(boot, [ALPHA / 2, 1 - ALPHA / 2])
+    # Under "no difference" each per-query difference is as likely positive as negative.
+    signs = rng.choice([-1.0, 1.0], size=(RESAMPLES, n))
+    null = np.abs((signs * diff).mean(axis=1))
+    p = (1 + np.sum(null >= abs(diff.mean()) - 1e-12)) / (RESAMPLES + 1)
+    return {
+        "mean_diff": float(diff.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(p),
+        "significant": bool(p < ALPHA and (low > 0 or high < 0)),
+    }
+
+
+def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) -> dict[str, dict]:
+    """Per dimension and metric: base, fine-tuned, absolute and relative change."""
+    out: dict[str, dict] = {}
+    for d in dims:
+        for m in METRIC_NAMES:
+            b, t = base[f"dim_{d}_{m}"], tuned[f"dim_{d}_{m}"]
+            out[f"dim_{d}_{m}"] = {
+                "base": b,
+                "finetuned": t,
+                "change": round(t - b, 6),
+                "change_pct": round(100 * (t - b) / b, 2) if b else None,
+            }
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1f}%"
+
+
+def render_report(table: dict, tests: dict[int, dict], dims: list[int], chart: str) -> str:
+    """Markdown for the PR comment: headline table, significance, then every metric."""
+    head = []
+    for d in dims:
+        r, s = table[f"dim_{d}_ndcg@10"], tests[d]
+        mark = "yes" if s["significant"] else "**no** (could be noise)"
+        head.append(
+            [
+                d,
+                f"{r['base']:.4f}",
+                f"{r['finetuned']:.4f}",
+                f"{r['change']:+.4f}",
+                _pct(r["change_pct"]),
+                f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
+                f"{s['p_value']:.4f}",
+                mark,
+            ]
+        )
+    lines = [
+        "## Fine-tuned vs base model",
+        "",
+        "ndcg@10 on the held-out test questions, per embedding dimension:",
+        "",
+        tabulate(
+            head,
+            headers=[
+                "dim",
+                "base",
+                "fine-tuned",
+                "change",
+                "change %",
+                "95% CI",
+                "p",
+                "significant",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        ),
+        "",
+        f"CI: paired bootstrap over test queries; p: paired sign-flip permutation test "
+        f"({RESAMPLES:,} resamples, seeded); significant when p < {ALPHA} and the CI excludes 0.",
+        "",
+        f"![ndcg@10 by dimension]({chart})",
+        "",
+    ]
+    for d in dims:
+        rows = [
+            [
+                m,
+                f"{table[f'dim_{d}_{m}']['base']:.4f}",
+                f"{table[f'dim_{d}_{m}']['finetuned']:.4f}",
+                f"{table[f'dim_{d}_{m}']['change']:+.4f}",
+                _pct(table[f"dim_{d}_{m}"]["change_pct"]),
+            ]
+            for m in METRIC_NAMES
+        ]
+        body = tabulate(
+            rows,
+            headers=["metric", "base", "fine-tuned", "change", "change %"],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+        lines += [
+            f"<details><summary>All metrics at {d} dimensions</summary>",
+            "",
+            body,
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def draw_chart(table: dict, dims: list[int], path: Path) -> None:
+    """ndcg@10 against dimension, base vs fine-tuned, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI runners or servers
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    for key, label, style in (("base", "base", "o--"), ("finetuned", "fine-tuned", "o-")):
+        ax.plot(dims, [table[f"dim_{d}_ndcg@10"][key] for d in dims], style, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set_xlabel("embedding dimension")
+    ax.set_ylabel("ndcg@10")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    # Fixed metadata keeps the PNG bytes identical between identical runs.
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--finetuned", required=True)
+    ap.add_argument("--base-per-query", required=True)
+    ap.add_argument("--finetuned-per-query", required=True)
+    ap.add_argument("--out", required=True, help="compare JSON")
+    ap.add_argument("--report", required=True, help="markdown report")
+    ap.add_argument("--chart", required=True, help="PNG chart")
+    args = ap.parse_args(argv)
+    p = params.load(args.params)
+    dims = p.common.dims
+    table = compare(io.read_json(args.base), io.read_json(args.finetuned), dims)
+    bq, tq = io.read_json(args.base_per_query), io.read_json(args.finetuned_per_query)
+    tests = {}
+    for d in dims:
+        qids = sorted(bq[f"dim_{d}"])
+        tests[d] = paired_test(
+            [bq[f"dim_{d}"][q] for q in qids], [tq[f"dim_{d}"][q] for q in qids], p.common.seed
+        )
+    flat = {
+        f"{k}_{field}": v
+        for k, row in table.items()
+        for field, v in row.items()
+        if field in ("change", "change_pct")
+    }
+    flat.update(
+        {
+            f"dim_{d}_ndcg@10_{k}": round(v, 6) if isinstance(v, float) else v
+            for d, s in tests.items()
+            for k, v in s.items()
+        }
+    )
+    chart = Path(args.chart)
+    report = render_report(table, tests, dims, chart.name)
+    with io.atomic_path(chart) as tmp:
+        draw_chart(table, dims, tmp)
+    with io.atomic_path(args.report) as tmp:
+        tmp.write_text(report, encoding="utf-8")
+    io.write_json(args.out, flat)
+    print(report.split("\n\n<details>")[0])
+
+
+if __name__ == "__main__":
+    raise SystemExit(io.run_stage(main))

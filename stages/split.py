@@ -1,0 +1,70 @@
+"""split: seeded train / dev / test split of the pairs.
+
+``random`` splits rows like the reference run (test questions may ask about chunks seen in
+training: "new questions over a known knowledge base"); ``by_chunk`` and ``by_document``
+keep every chunk or document on one side, which also measures generalisation. The dev part
+picks the best checkpoint so the test part is used once, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from embedtune import io, params
+from embedtune.errors import StageError
+
+GROUP_KEY = {"by_chunk": "chunk_id", "by_document": "document_id"}
+
+
+def _cut(indices: list[int], groups: list[str] | None, size: float, seed: int) -> tuple[list, list]:
+    """Split ``indices`` into (rest, held_out) with ``size`` of them (or of groups) held out."""
+    if groups is None:
+        rest, held = train_test_split(indices, test_size=size, random_state=seed, shuffle=True)
+        return sorted(rest), sorted(held)
+    if len(set(groups)) < 2:
+        raise StageError("split: need at least two distinct groups to split by group")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
+    rest_pos, held_pos = next(splitter.split(indices, groups=groups))
+    return sorted(indices[i] for i in rest_pos), sorted(indices[i] for i in held_pos)
+
+
+def split_pairs(pairs: list[dict], cfg: params.Split, seed: int) -> dict[str, list[dict]]:
+    """Return {"train", "dev", "test"} lists of pairs; each pair gains its row number ``id``."""
+    rows = [dict(p, id=i) for i, p in enumerate(pairs)]
+    key = GROUP_KEY.get(cfg.strategy)
+    groups = [r[key] for r in rows] if key else None
+    if len(rows) < 3:
+        raise StageError(f"split: only {len(rows)} pairs; need at least 3")
+    rest, test = _cut(list(range(len(rows))), groups, cfg.test_size, seed)
+    dev: list[int] = []
+    if cfg.dev_size > 0:
+        # dev_size is a share of all pairs; rescale it to the share of what is left.
+        share = cfg.dev_size / (1 - cfg.test_size)
+        rest, dev = _cut(rest, [groups[i] for i in rest] if groups else None, share, seed)
+    parts = {"train": rest, "dev": dev, "test": test}
+    for name in ("train", "test"):
+        if not parts[name]:
+            raise StageError(f"split: the {name} part is empty; use more data or other sizes")
+    return {name: [rows[i] for i in idx] for name, idx in parts.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--pairs", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    p = params.load(args.params)
+    parts = split_pairs(io.read_jsonl(args.pairs), p.split, p.common.seed)
+    with io.atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        for name, rows in parts.items():
+            io.write_jsonl(tmp / f"{name}.jsonl", rows)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+    print(f"split ({p.split.strategy}, seed {p.common.seed}): {sizes}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(io.run_stage(main))

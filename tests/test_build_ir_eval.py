@@ -1,0 +1,43 @@
+"""build_ir_eval: unique-chunk corpus by default, the reference's per-row corpus on request."""
+
+from __future__ import annotations
+
+from stages import build_ir_eval
+
+
+def _pairs():
+    rows = [
+        ("how long is the term?", "c1", "Term is five years."),
+        ("who pays the fee?", "c1", "Term is five years."),
+        ("what court heard it?", "c2", "The district court."),
+        ("what court heard it?", "c3", "A state court too."),
+    ]
+    return [
+        {"anchor": a, "chunk_id": c, "positive": t, "id": i} for i, (a, c, t) in enumerate(rows)
+    ]
+
+
+def test_unique_corpus_has_one_entry_per_chunk():
+    corpus, holders = build_ir_eval.build_corpus(_pairs(), "unique")
+    assert corpus == {
+        "c1": "Term is five years.",
+        "c2": "The district court.",
+        "c3": "A state court too.",
+    }
+    assert holders == {"c1": ["c1"], "c2": ["c2"], "c3": ["c3"]}
+
+
+def test_rows_corpus_duplicates_chunks_and_all_copies_are_relevant():
+    pairs = _pairs()
+    corpus, holders = build_ir_eval.build_corpus(pairs, "rows")
+    assert len(corpus) == 4
+    q = build_ir_eval.build_queries(pairs[:1], pairs, holders)
+    # The reference protocol's distortion: a chunk asked about twice is relevant twice.
+    assert q["relevant_docs"] == {"q0": ["r0", "r1"]}
+
+
+def test_a_question_asked_of_two_chunks_has_both_relevant_and_appears_once():
+    pairs = _pairs()
+    _, holders = build_ir_eval.build_corpus(pairs, "unique")
+    q = build_ir_eval.build_queries(pairs[2:], pairs, holders)
+    assert q == {"queries": {"q2": "what court heard it?"}, "relevant_docs": {"q2": ["c2", "c3"]}}

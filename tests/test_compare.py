@@ -1,0 +1,51 @@
+"""compare: changes, significance and the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedtune.params import METRIC_NAMES
+from stages import compare
+
+
+def _metrics(value: float, dims=(64, 32)) -> dict:
+    return {f"dim_{d}_{m}": value for d in dims for m in METRIC_NAMES}
+
+
+def test_changes_are_absolute_and_relative():
+    table = compare.compare(_metrics(0.4), _metrics(0.5), [64, 32])
+    row = table["dim_64_ndcg@10"]
+    assert row["change"] == pytest.approx(0.1) and row["change_pct"] == pytest.approx(25.0)
+
+
+def test_significance_flags_a_planted_difference():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 200)
+    tuned = np.clip(base + 0.08 + rng.normal(0, 0.05, 200), 0, 1)
+    result = compare.paired_test(base.tolist(), tuned.tolist(), seed=1)
+    assert result["significant"] and result["p_value"] < 0.001 and result["ci_low"] > 0
+
+
+def test_significance_does_not_flag_identical_runs():
+    scores = np.random.default_rng(0).uniform(0, 1, 200).tolist()
+    result = compare.paired_test(scores, scores, seed=1)
+    assert not result["significant"] and result["p_value"] == 1.0
+
+
+def test_significance_does_not_flag_pure_noise():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 1, 100)
+    noisy = base + rng.normal(0, 0.1, 100)
+    assert not compare.paired_test(base.tolist(), noisy.tolist(), seed=1)["significant"]
+
+
+def test_report_and_chart(tmp_path):
+    dims = [64, 32]
+    table = compare.compare(_metrics(0.4, dims), _metrics(0.5, dims), dims)
+    tests = {d: compare.paired_test([0.4] * 5, [0.5] * 5, seed=0) for d in dims}
+    report = compare.render_report(table, tests, dims, "compare.png")
+    assert "| 64    | 0.4000 | 0.5000       | +0.1000  | +25.0%" in report
+    assert "![ndcg@10 by dimension](compare.png)" in report
+    compare.draw_chart(table, dims, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,140 @@
+"""fetch validates every row and names file, row and column for each problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from embedtune import io, params
+from embedtune.errors import StageError
+from stages import fetch
+from tests.tiny import toy_rows, write_csv
+
+COLS = params.Columns("question", "text", "global_chunk_id", "case_name")
+
+
+def _validate(path):
+    return fetch.validate_pairs(fetch.read_records(path), COLS, str(path))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_reads_every_format_to_the_same_pairs(tmp_path, suffix):
+    rows = toy_rows(5, 2)
+    path = tmp_path / f"pairs.{suffix}"
+    if suffix == "csv":
+        write_csv(path, rows)
+    elif suffix == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pd.DataFrame(rows).to_parquet(path)
+    pairs = _validate(path)
+    assert len(pairs) == 10
+    assert pairs[0] == {
+        "anchor": rows[0]["question"],
+        "positive": rows[0]["text"],
+        "chunk_id": "0",
+        "document_id": "Case 0",
+    }
+
+
+def _csv_with(tmp_path, row_index, **changes):
+    rows = toy_rows(4, 2)
+    rows[row_index].update(changes)
+    return write_csv(tmp_path / "bad.csv", rows)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"question": ""}, "row 3, column 'question': empty or whitespace-only"),
+        ({"text": "   \t"}, "row 3, column 'text': empty or whitespace-only"),
+        ({"global_chunk_id": ""}, "row 3, column 'global_chunk_id': empty"),
+        (
+            {"text": "a different text for the same chunk id"},
+            "row 4, column 'text': chunk id '1' has a different text than at row 3",
+        ),
+    ],
+)
+def test_csv_problems_name_file_row_and_column(tmp_path, changes, message):
+    path = _csv_with(tmp_path, 2, **changes)
+    with pytest.raises(StageError, match=message) as err:
+        _validate(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(None, "missing value"), (float("nan"), "missing value"), (42, "expected text, got int")],
+)
+def test_jsonl_none_nan_and_non_strings(tmp_path, value, message):
+    rows = toy_rows(3, 2)
+    rows[4]["question"] = value
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # NaN is written as NaN
+    with pytest.raises(StageError, match=f"line 5, column 'question': {message}"):
+        _validate(path)
+
+
+def test_missing_mapped_column(tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "text"} for r in toy_rows(2, 2)]
+    path = write_csv(tmp_path / "x.csv", rows)
+    with pytest.raises(StageError, match="column 'text' \\(mapped to positive\\) not found"):
+        _validate(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("broken.jsonl", '{"question": "a"\n', "line 1: malformed JSON"),
+        ("list.jsonl", "[1, 2]\n", "line 1: expected a JSON object"),
+        ("broken.csv", 'question,text\n"unclosed,quote\n', "cannot parse file"),
+        ("latin1.csv", None, "not UTF-8"),
+        ("pairs.txt", "x", "unsupported file type"),
+        ("empty.csv", "", "cannot parse file"),
+    ],
+)
+def test_unreadable_or_malformed_files(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        path.write_bytes("question,text\ncaf\xe9,x\n".encode("latin-1"))
+    else:
+        path.write_text(content)
+    with pytest.raises(StageError, match=message) as err:
+        _validate(path)
+    assert str(path) in str(err.value)
+
+
+def test_exact_duplicates_are_dropped_and_counted(tmp_path, capsys):
+    rows = toy_rows(3, 2)
+    path = write_csv(tmp_path / "d.csv", rows + rows[:2])
+    assert len(_validate(path)) == 6
+    assert "dropped 2 exact duplicate" in capsys.readouterr().out
+
+
+def test_many_problems_are_listed_together(tmp_path):
+    rows = toy_rows(10, 3)
+    for r in rows:
+        r["question"] = " "
+    with pytest.raises(StageError, match="(?s)30 invalid row.*and 10 more"):
+        _validate(write_csv(tmp_path / "m.csv", rows))
+
+
+def test_main_writes_nothing_on_bad_input(tmp_path, tiny_model_dir):
+    path = _csv_with(tmp_path, 1, question="")
+    cfg = tmp_path / "params.yaml"
+    data = yaml.safe_load(Path("params.yaml").read_text())
+    data["fetch"].update(source="file", path=str(path))
+    data["common"]["model"].update(source="local", path=str(tiny_model_dir))
+    cfg.write_text(yaml.safe_dump(data))
+    out, model_out = tmp_path / "data" / "fetch", tmp_path / "models" / "base"
+    code = io.run_stage(
+        fetch.main, ["--params", str(cfg), "--out", str(out), "--model-out", str(model_out)]
+    )
+    assert code == 1
+    assert not out.exists() and not model_out.exists()
+    leftovers = [p for p in tmp_path.rglob(".*.tmp")]
+    assert leftovers == []

@@ -1,0 +1,72 @@
+"""End to end: the real `dvc repro` of the whole DAG on a tiny model in a temp git repo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.pipeline import make_project, run, tiny_params
+
+pytestmark = pytest.mark.slow
+METRICS = 15
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory, tiny_model_dir):
+    from tests.tiny import toy_rows, write_csv
+
+    root = tmp_path_factory.mktemp("e2e")
+    data = write_csv(root / "pairs.csv", toy_rows(40, 3))
+    project = make_project(root / "project", tiny_params(tiny_model_dir, data))
+    first = run(["dvc", "repro"], project)
+    return project, first
+
+
+def test_every_output_exists(reproduced):
+    project, _ = reproduced
+    for path in [
+        "data/fetch/pairs.jsonl",
+        "models/base/modules.json",
+        "data/split/train.jsonl",
+        "data/split/dev.jsonl",
+        "data/split/test.jsonl",
+        "data/build_ir_eval/corpus.jsonl",
+        "data/build_ir_eval/test.json",
+        "models/finetuned/model.safetensors",
+        "metrics/baseline.json",
+        "metrics/finetuned.json",
+        "metrics/compare.json",
+        "metrics/report.md",
+        "metrics/compare.png",
+        "dvc.lock",
+    ]:
+        assert (project / path).is_file(), path
+    assert not list(project.rglob(".*.tmp")), "temporary outputs left behind"
+
+
+def test_every_metric_at_every_dim(reproduced):
+    project, _ = reproduced
+    for name in ("baseline", "finetuned"):
+        metrics = json.loads((project / "metrics" / f"{name}.json").read_text())
+        assert len(metrics) == 3 * METRICS
+        for d in (32, 16, 8):
+            assert 0 <= metrics[f"dim_{d}_ndcg@10"] <= 1
+    report = (project / "metrics" / "report.md").read_text()
+    assert "| 16    |" in report and "compare.png" in report
+
+
+def test_dvc_sees_metrics_and_plots(reproduced):
+    project, _ = reproduced
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert {"metrics/baseline.json", "metrics/finetuned.json", "metrics/compare.json"} <= set(files)
+
+
+def test_second_repro_does_nothing(reproduced):
+    project, _ = reproduced
+    again = run(["dvc", "repro"], project)
+    assert "Running stage" not in again.stdout
+    assert "up to date" in again.stdout
+    status = run(["dvc", "status"], project)
+    assert "up to date" in status.stdout

@@ -1,0 +1,72 @@
+"""The one-pass evaluator must give sentence-transformers' numbers at every dimension."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from embedtune import retrieval
+from tests.tiny import toy_rows
+
+
+def _ir_data(n_chunks=40, per_chunk=3):
+    rows = toy_rows(n_chunks, per_chunk, seed=3)
+    corpus = {str(r["global_chunk_id"]): r["text"] for r in rows}
+    queries, relevant = {}, {}
+    for i, r in enumerate(rows):
+        queries[f"q{i}"] = r["question"]
+        # Every 7th query has a second relevant chunk, to exercise recall/map with n_rel > 1.
+        rel = {str(r["global_chunk_id"])}
+        if i % 7 == 0:
+            rel.add(str((r["global_chunk_id"] + 1) % n_chunks))
+        relevant[f"q{i}"] = rel
+    return retrieval.IRData(corpus, queries, relevant)
+
+
+@pytest.mark.parametrize("which", ["tiny", "minilm"])
+def test_matches_sentence_transformers_at_every_dim(which, tiny_model_dir, minilm_dir):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    path, dims = (
+        (tiny_model_dir, [32, 16, 8, 4]) if which == "tiny" else (minilm_dir, [384, 256, 128, 64])
+    )
+    model = SentenceTransformer(str(path), device="cpu")
+    data = _ir_data()
+    ours = retrieval.evaluate_model(model, data, dims, batch_size=16)
+    for d in dims:
+        ref = InformationRetrievalEvaluator(
+            data.queries,
+            data.corpus,
+            data.relevant_docs,
+            truncate_dim=d,
+            name=f"dim_{d}",
+            batch_size=16,
+            write_csv=False,
+        )(model)
+        metrics, per_query = ours[d]
+        assert len(metrics) == 15
+        for name, value in metrics.items():
+            assert value == pytest.approx(ref[f"dim_{d}_cosine_{name}"], abs=1e-6), (d, name)
+        assert sum(per_query) / len(per_query) == pytest.approx(metrics["ndcg@10"], abs=1e-12)
+
+
+def test_score_hits_by_hand():
+    # Query 1: relevant doc at rank 2; query 2: two relevant docs, found at ranks 1 and 3.
+    hits = [["a", "b", "c"], ["x", "y", "z"]]
+    relevant = [{"b"}, {"x", "z"}]
+    m, per_query = retrieval.score_hits(hits, relevant)
+    assert m["accuracy@1"] == 0.5 and m["accuracy@3"] == 1.0
+    assert m["mrr@10"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["recall@1"] == pytest.approx((0 + 0.5) / 2)
+    assert m["precision@3"] == pytest.approx((1 / 3 + 2 / 3) / 2)
+    assert m["map@100"] == pytest.approx((0.5 + (1 + 2 / 3) / 2) / 2)
+    ideal2 = 1 + 1 / torch.log2(torch.tensor(3.0)).item()
+    assert per_query[0] == pytest.approx(1 / torch.log2(torch.tensor(3.0)).item())
+    assert per_query[1] == pytest.approx((1 + 0.5) / ideal2)
+
+
+def test_ties_are_broken_by_corpus_id():
+    q = torch.tensor([[1.0, 0.0]])
+    c = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert retrieval.ranked_hits(q, c, ["z", "a", "m"], 3) == [["a", "z", "m"]]

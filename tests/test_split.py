@@ -1,0 +1,60 @@
+"""split is seeded, complete, and leak-free for the group strategies."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedtune import params
+from embedtune.errors import StageError
+from stages import split
+
+
+def _pairs(n_chunks=40, per_chunk=3, n_docs=8):
+    return [
+        {
+            "anchor": f"q{c}-{i}",
+            "positive": f"text {c}",
+            "chunk_id": str(c),
+            "document_id": f"doc{c % n_docs}",
+        }
+        for c in range(n_chunks)
+        for i in range(per_chunk)
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["random", "by_chunk", "by_document"])
+def test_parts_cover_every_pair_once_and_are_seeded(strategy):
+    cfg = params.Split(strategy, test_size=0.2, dev_size=0.1)
+    pairs = _pairs()
+    parts = split.split_pairs(pairs, cfg, seed=7)
+    ids = sorted(r["id"] for rows in parts.values() for r in rows)
+    assert ids == list(range(len(pairs)))
+    assert all(parts[n] for n in ("train", "dev", "test"))
+    assert parts == split.split_pairs(pairs, cfg, seed=7)
+    assert parts != split.split_pairs(pairs, cfg, seed=8)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "key"), [("by_chunk", "chunk_id"), ("by_document", "document_id")]
+)
+def test_group_strategies_share_no_group_across_parts(strategy, key):
+    parts = split.split_pairs(_pairs(), params.Split(strategy, 0.2, 0.1), seed=1)
+    groups = {n: {r[key] for r in rows} for n, rows in parts.items()}
+    assert not groups["train"] & groups["test"]
+    assert not groups["train"] & groups["dev"]
+    assert not groups["dev"] & groups["test"]
+
+
+def test_random_split_sizes_follow_params():
+    parts = split.split_pairs(_pairs(100, 1), params.Split("random", 0.1, 0.1), seed=0)
+    assert [len(parts[n]) for n in ("train", "dev", "test")] == [80, 10, 10]
+
+
+def test_random_split_does_leak_chunks_as_documented():
+    parts = split.split_pairs(_pairs(), params.Split("random", 0.2, 0.0), seed=0)
+    assert {r["chunk_id"] for r in parts["train"]} & {r["chunk_id"] for r in parts["test"]}
+
+
+def test_too_little_data_is_a_clear_error():
+    with pytest.raises(StageError, match="only 2 pairs"):
+        split.split_pairs(_pairs(2, 1), params.Split("random", 0.5, 0.0), seed=0)

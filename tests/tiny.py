@@ -1,0 +1,77 @@
+"""Tiny models and toy data built inside the tests: nothing is downloaded."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+WORDS = (
+    "court contract model data training copyright privacy consent vendor algorithm damages "
+    "appeal motion evidence expert liability negligence statute claim plaintiff defendant "
+    "license weights secret injunction sanction citation brief hearing jury verdict ruling "
+    "camera face image voice video platform content policy hiring applicant score tenant "
+    "screening report accuracy record patent inventor sentence risk bias audit notice fee"
+).split()
+
+
+def toy_rows(n_chunks: int = 30, per_chunk: int = 3, seed: int = 0) -> list[dict]:
+    """Reference-shaped rows: each chunk a bag of words, questions drawn from its words."""
+    rng = random.Random(seed)
+    rows = []
+    for c in range(n_chunks):
+        words = rng.sample(WORDS, 12)
+        text = " ".join(words) + f" chunk{c}"
+        for q in range(per_chunk):
+            question = " ".join(rng.sample(words, 4)) + f" q{c}x{q}?"
+            rows.append(
+                {
+                    "question": question,
+                    "text": text,
+                    "global_chunk_id": c,
+                    "case_name": f"Case {c % 5}",
+                    "court": "Toy Court",
+                }
+            )
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer, 32-wide BERT with a word-level tokenizer, saved as a
+    sentence-transformers folder (mean pooling + normalisation, 32 dims)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    hf = folder / "hf"
+    hf.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "?", *sorted(set(WORDS))]
+    vocab += [f"chunk{i}" for i in range(200)]
+    # transformers 5 ignores vocab_file for fast tokenizers; pass the vocabulary itself.
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(hf)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(hf, safe_serialization=True)
+    transformer = Transformer(str(hf), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+    out = folder / "model"
+    model.save(str(out))
+    return out
