@@ -51,9 +51,10 @@ def load_model(path: str | Path, common: params.Common):
 
 
 def run_eval(
-    model_dir: str, ir_dir: str, out: str, per_query_out: str, common: params.Common
+    model_dir: str, ir_dir: str, out: str, per_query_out: str, common: params.Common, bm25: bool
 ) -> dict:
-    """Score a model on the test queries at every dimension and write both outputs."""
+    """Score a model on the test queries at every dimension (and BM25, when asked) and
+    write the metrics and the per-query ndcg@10 that the significance test pairs up."""
     from embedtune import retrieval
 
     model = load_model(model_dir, common)
@@ -69,6 +70,10 @@ def run_eval(
     metrics = retrieval.flat_metrics(results)
     qids = [q for q in data.queries if data.relevant_docs.get(q)]
     per_query = {f"dim_{d}": dict(zip(qids, ndcg, strict=True)) for d, (_, ndcg) in results.items()}
+    if bm25:
+        lexical, lexical_ndcg = retrieval.bm25_results(data)
+        metrics.update({f"bm25_{k}": round(v, 6) for k, v in lexical.items()})
+        per_query["bm25"] = dict(zip(qids, lexical_ndcg, strict=True))
     io.write_json(per_query_out, per_query)
     io.write_json(out, metrics)
     return metrics
@@ -89,6 +94,6 @@ def eval_cli(argv: list[str] | None, stage: str) -> None:
     args = ap.parse_args(argv)
     offline()
     p = params.load(args.params)
-    m = run_eval(args.model, args.ir, args.out, args.per_query, p.common)
+    m = run_eval(args.model, args.ir, args.out, args.per_query, p.common, bm25=stage == "baseline")
     dims = ", ".join(f"{d}d {m[f'dim_{d}_ndcg@10']:.4f}" for d in p.common.dims)
     print(f"{stage}: ndcg@10 {dims}")

@@ -135,6 +135,30 @@ def evaluate_model(
     return evaluate_embeddings(q_emb, c_emb, data, dims)
 
 
+def bm25_results(data: IRData) -> tuple[dict[str, float], list[float]]:
+    """The lexical baseline: BM25 (bm25s, Lucene variant, English stopwords) on the same
+    corpus, queries and metric definitions as the embedding models."""
+    import bm25s
+
+    corpus_ids = list(data.corpus)
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(list(data.corpus.values()), show_progress=False), show_progress=False
+    )
+    qids = [q for q in data.queries if data.relevant_docs.get(q)]
+    tokens = bm25s.tokenize([data.queries[q] for q in qids], show_progress=False)
+    k = min(MAX_K + 16, len(corpus_ids))
+    docs, scores = retriever.retrieve(tokens, k=k, show_progress=False)
+    hits = []
+    for row_docs, row_scores in zip(docs.tolist(), scores.tolist(), strict=True):
+        ranked = sorted(
+            zip(row_scores, (corpus_ids[i] for i in row_docs), strict=True),
+            key=lambda h: (-h[0], h[1]),
+        )
+        hits.append([cid for _, cid in ranked[:MAX_K]])
+    return score_hits(hits, [data.relevant_docs[q] for q in qids])
+
+
 def flat_metrics(results: dict[int, tuple[dict[str, float], list[float]]]) -> dict[str, float]:
     """Flat, stable keys for metrics JSON: ``dim_<d>_<metric>``."""
     return {

@@ -59,62 +59,77 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.1f}%"
 
 
-def render_report(table: dict, tests: dict[int, dict], dims: list[int], chart: str) -> str:
-    """Markdown for the PR comment: headline table, significance, then every metric."""
+HEADLINE = ["dim", "BM25", "base", "fine-tuned", "change", "change %", "95% CI", "p", "significant"]
+
+
+def protocol_line(p: params.Params) -> str:
+    """One line naming the protocol choices that produced the figures."""
+    prompts = "none"
+    if p.common.query_prompt or p.common.document_prompt:
+        prompts = f"{p.common.query_prompt!r} / {p.common.document_prompt!r}"
+    selection = "dev split" if p.split.dev_size > 0 else "TEST split (optimistic, as the reference)"
+    return (
+        f"Protocol: split `{p.split.strategy}` (seed {p.common.seed}), corpus "
+        f"`{p.build_ir_eval.corpus}`, training columns `{p.train.columns}`, prompts {prompts}, "
+        f"checkpoint chosen on the {selection}."
+    )
+
+
+def render_report(
+    table: dict,
+    tests: dict[int, dict],
+    bm25: float | None,
+    dims: list[int],
+    chart: str,
+    protocol: str,
+) -> str:
+    """Markdown for the PR comment: headline table with significance, then every metric."""
     head = []
     for d in dims:
         r, s = table[f"dim_{d}_ndcg@10"], tests[d]
-        mark = "yes" if s["significant"] else "**no** (could be noise)"
         head.append(
             [
                 d,
+                "n/a" if bm25 is None else f"{bm25:.4f}",
                 f"{r['base']:.4f}",
                 f"{r['finetuned']:.4f}",
                 f"{r['change']:+.4f}",
                 _pct(r["change_pct"]),
                 f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
                 f"{s['p_value']:.4f}",
-                mark,
+                "yes" if s["significant"] else "**no** (could be noise)",
             ]
         )
     lines = [
         "## Fine-tuned vs base model",
         "",
-        "ndcg@10 on the held-out test questions, per embedding dimension:",
+        "ndcg@10 on the held-out test questions, per embedding dimension "
+        "(BM25: the lexical baseline on the same corpus and queries):",
         "",
-        tabulate(
-            head,
-            headers=[
-                "dim",
-                "base",
-                "fine-tuned",
-                "change",
-                "change %",
-                "95% CI",
-                "p",
-                "significant",
-            ],
-            tablefmt="github",
-            disable_numparse=True,
-        ),
+        tabulate(head, headers=HEADLINE, tablefmt="github", disable_numparse=True),
         "",
-        f"CI: paired bootstrap over test queries; p: paired sign-flip permutation test "
-        f"({RESAMPLES:,} resamples, seeded); significant when p < {ALPHA} and the CI excludes 0.",
+        "CI and p compare fine-tuned with base per query: paired bootstrap CI and paired "
+        f"sign-flip permutation test ({RESAMPLES:,} resamples, seeded); significant when "
+        f"p < {ALPHA} and the CI excludes 0.",
+        "",
+        protocol,
         "",
         f"![ndcg@10 by dimension]({chart})",
         "",
     ]
     for d in dims:
-        rows = [
-            [
-                m,
-                f"{table[f'dim_{d}_{m}']['base']:.4f}",
-                f"{table[f'dim_{d}_{m}']['finetuned']:.4f}",
-                f"{table[f'dim_{d}_{m}']['change']:+.4f}",
-                _pct(table[f"dim_{d}_{m}"]["change_pct"]),
-            ]
-            for m in METRIC_NAMES
-        ]
+        rows = []
+        for m in METRIC_NAMES:
+            r = table[f"dim_{d}_{m}"]
+            rows.append(
+                [
+                    m,
+                    f"{r['base']:.4f}",
+                    f"{r['finetuned']:.4f}",
+                    f"{r['change']:+.4f}",
+                    _pct(r["change_pct"]),
+                ]
+            )
         body = tabulate(
             rows,
             headers=["metric", "base", "fine-tuned", "change", "change %"],
@@ -132,8 +147,8 @@ def render_report(table: dict, tests: dict[int, dict], dims: list[int], chart: s
     return "\n".join(lines)
 
 
-def draw_chart(table: dict, dims: list[int], path: Path) -> None:
-    """ndcg@10 against dimension, base vs fine-tuned, as a PNG."""
+def draw_chart(table: dict, bm25: float | None, dims: list[int], path: Path) -> None:
+    """ndcg@10 against dimension, base vs fine-tuned (BM25 as a flat line), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on CI runners or servers
@@ -142,6 +157,8 @@ def draw_chart(table: dict, dims: list[int], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     for key, label, style in (("base", "base", "o--"), ("finetuned", "fine-tuned", "o-")):
         ax.plot(dims, [table[f"dim_{d}_ndcg@10"][key] for d in dims], style, label=label)
+    if bm25 is not None:
+        ax.axhline(bm25, color="grey", linestyle=":", label="BM25")
     ax.set_xscale("log", base=2)
     ax.set_xticks(dims, [str(d) for d in dims])
     ax.set_xlabel("embedding dimension")
@@ -167,7 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = params.load(args.params)
     dims = p.common.dims
-    table = compare(io.read_json(args.base), io.read_json(args.finetuned), dims)
+    base = io.read_json(args.base)
+    bm25 = base.get("bm25_ndcg@10")
+    table = compare(base, io.read_json(args.finetuned), dims)
     bq, tq = io.read_json(args.base_per_query), io.read_json(args.finetuned_per_query)
     tests = {}
     for d in dims:
@@ -189,9 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     chart = Path(args.chart)
-    report = render_report(table, tests, dims, chart.name)
+    report = render_report(table, tests, bm25, dims, chart.name, protocol_line(p))
     with io.atomic_path(chart) as tmp:
-        draw_chart(table, dims, tmp)
+        draw_chart(table, bm25, dims, tmp)
     with io.atomic_path(args.report) as tmp:
         tmp.write_text(report, encoding="utf-8")
     io.write_json(args.out, flat)

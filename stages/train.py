@@ -65,8 +65,8 @@ def make_evaluator(data: retrieval.IRData, common: params.Common, primary: str):
     return MatryoshkaIR()
 
 
-def train(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, workdir: Path):
-    """Run the trainer and return the model holding the best checkpoint's weights."""
+def build_trainer(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, workdir: Path):
+    """The configured SentenceTransformerTrainer (separate from running it, for tests)."""
     import torch
     from datasets import Dataset
     from sentence_transformers import (
@@ -103,6 +103,7 @@ def train(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, work
         seed=c.seed,
         data_seed=c.seed,
         report_to="none",
+        dataloader_pin_memory=cuda,
         prompts=prompts or None,
         **prec,
     )
@@ -115,6 +116,13 @@ def train(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, work
         loss=loss,
         evaluator=make_evaluator(dev, c, primary),
     )
+    return trainer
+
+
+def train(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, workdir: Path):
+    """Run the trainer and return the model holding the best checkpoint's weights."""
+    t = p.train
+    trainer = build_trainer(model, rows, dev, p, workdir)
     trainer.train()
     best = trainer.state.best_model_checkpoint
     if not best or not Path(best).is_dir():

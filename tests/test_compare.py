@@ -44,8 +44,17 @@ def test_report_and_chart(tmp_path):
     dims = [64, 32]
     table = compare.compare(_metrics(0.4, dims), _metrics(0.5, dims), dims)
     tests = {d: compare.paired_test([0.4] * 5, [0.5] * 5, seed=0) for d in dims}
-    report = compare.render_report(table, tests, dims, "compare.png")
-    assert "| 64    | 0.4000 | 0.5000       | +0.1000  | +25.0%" in report
+    report = compare.render_report(table, tests, 0.3, dims, "compare.png", "Protocol: x")
+    assert "| 64    | 0.3000 | 0.4000 | 0.5000       | +0.1000  | +25.0%" in report
+    assert "Protocol: x" in report
     assert "![ndcg@10 by dimension](compare.png)" in report
-    compare.draw_chart(table, dims, tmp_path / "c.png")
+    compare.draw_chart(table, 0.3, dims, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_protocol_line_names_the_choices():
+    from embedtune import params
+
+    line = compare.protocol_line(params.load("profiles/reference-gpu.yaml"))
+    assert "split `random`" in line and "corpus `rows`" in line
+    assert "`positive_anchor`" in line and "TEST split" in line

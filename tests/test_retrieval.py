@@ -70,3 +70,46 @@ def test_ties_are_broken_by_corpus_id():
     q = torch.tensor([[1.0, 0.0]])
     c = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     assert retrieval.ranked_hits(q, c, ["z", "a", "m"], 3) == [["a", "z", "m"]]
+
+
+def test_prompts_reach_the_encoder_like_the_evaluators(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    data = _ir_data(20, 2)
+    plain = retrieval.evaluate_model(model, data, [32], batch_size=8)[32][0]
+    ours = retrieval.evaluate_model(model, data, [32], 8, "court ", "camera ")[32][0]
+    ref = InformationRetrievalEvaluator(
+        data.queries,
+        data.corpus,
+        data.relevant_docs,
+        name="p",
+        batch_size=8,
+        write_csv=False,
+        query_prompt="court ",
+        corpus_prompt="camera ",
+    )(model)
+    assert ours != plain  # the prompts changed what was encoded
+    for name, value in ours.items():
+        assert value == pytest.approx(ref[f"p_cosine_{name}"], abs=1e-6), name
+
+
+def test_bm25_finds_lexical_matches_and_uses_the_same_metrics():
+    corpus = {
+        "a": "the jury returned a verdict for the plaintiff",
+        "b": "the patent office rejected the inventor named as an algorithm",
+        "c": "biometric privacy consent under the statute",
+    }
+    queries = {
+        "q1": "which verdict did the jury return",
+        "q2": "patent inventor rejected",
+        "q3": "consent for biometric data",
+    }
+    relevant = {"q1": {"a"}, "q2": {"b"}, "q3": {"c"}}
+    metrics, per_query = retrieval.bm25_results(retrieval.IRData(corpus, queries, relevant))
+    assert metrics["accuracy@1"] == 1.0 and per_query == [1.0, 1.0, 1.0]
+    swapped = {"q1": {"b"}, "q2": {"c"}, "q3": {"a"}}
+    assert (
+        retrieval.bm25_results(retrieval.IRData(corpus, queries, swapped))[0]["accuracy@1"] == 0.0
+    )

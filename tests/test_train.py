@@ -39,3 +39,34 @@ def test_precision_follows_the_device(choice, cuda, bf16, expect):
 def test_impossible_precision_is_a_params_error(choice, cuda, bf16):
     with pytest.raises(StageError, match="train.precision"):
         train.precision_settings(choice, cuda, bf16)
+
+
+def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
+    import dataclasses
+
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune import params, retrieval
+
+    p = params.load("params.yaml")
+    common = dataclasses.replace(
+        p.common, dims=[32, 16], query_prompt="court ", document_prompt="camera "
+    )
+    p = dataclasses.replace(
+        p,
+        common=common,
+        train=dataclasses.replace(p.train, best_metric="eval_dim_16_cosine_ndcg@10", batch_size=2),
+    )
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    rows = [
+        {"anchor": "appeal motion", "positive": "jury verdict"},
+        {"anchor": "patent inventor", "positive": "privacy consent"},
+    ]
+    dev = retrieval.IRData({"c": "jury verdict"}, {"q": "appeal"}, {"q": {"c"}})
+    trainer = train.build_trainer(model, rows, dev, p, tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    decode = model.tokenizer.decode
+    anchors = [decode(ids, skip_special_tokens=True) for ids in batch["anchor_input_ids"]]
+    positives = [decode(ids, skip_special_tokens=True) for ids in batch["positive_input_ids"]]
+    assert all(a.startswith("court ") for a in anchors), anchors
+    assert all(x.startswith("camera ") for x in positives), positives
