@@ -86,6 +86,8 @@ class Train:
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     columns: Literal["anchor_positive", "positive_anchor"]
+    loss: Literal["mnrl", "cached"]
+    mini_batch_size: int
     best_metric: str
     logging_steps: int
 
@@ -161,6 +163,7 @@ def _check(p: Params) -> None:
         ("train.batch_size", p.train.batch_size),
         ("train.gradient_accumulation_steps", p.train.gradient_accumulation_steps),
         ("train.logging_steps", p.train.logging_steps),
+        ("train.mini_batch_size", p.train.mini_batch_size),
     ):
         if value < 1:
             raise StageError(f"params key {key!r}: must be >= 1, got {value}")
@@ -199,6 +202,19 @@ def _check(p: Params) -> None:
             f"emits; want eval_dim_<d>_cosine_<metric> with d in {c.dims} and metric in "
             f"{', '.join(METRIC_NAMES)}"
         )
+
+
+def advice(p: Params) -> list[str]:
+    """Settings that are valid but probably not what the user meant."""
+    out = []
+    if p.train.gradient_accumulation_steps > 1:
+        out.append(
+            "train.gradient_accumulation_steps > 1 does not add in-batch negatives: each step "
+            f"still ranks against {p.train.batch_size} texts. For a larger pool use "
+            "train.loss: cached with a larger train.batch_size (GradCache keeps memory at "
+            "train.mini_batch_size)."
+        )
+    return out
 
 
 def parse(data: Any) -> Params:

@@ -1,19 +1,28 @@
-"""train: fine-tune the base model with MatryoshkaLoss over MultipleNegativesRankingLoss.
+"""train: fine-tune the base model with MatryoshkaLoss over an in-batch-negatives loss.
 
 Each epoch the model is scored on the dev queries at every dimension and the checkpoint
 with the best ``train.best_metric`` is kept. Precision follows the device: bf16 + tf32 and
 fused AdamW on a CUDA GPU that supports them, fp32 on CPU.
+
+Checkpoints live in ``--checkpoints`` (outside DVC's outs, which DVC deletes before a
+rerun): a run killed part-way resumes from its newest complete checkpoint, provided the
+data, params and base model are unchanged. Training curves go to ``--live`` via dvclive.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
-import tempfile
+import shutil
 from pathlib import Path
 
 from embedtune import io, modeling, params, retrieval
 from embedtune.errors import StageError
+
+COMPLETE = ".complete"  # written after the trainer has fully saved a checkpoint
+PROBES = 16
 
 
 def training_pairs(rows: list[dict], order: str) -> dict[str, list[str]]:
@@ -42,6 +51,37 @@ def precision_settings(choice: str, cuda: bool, bf16_ok: bool) -> dict:
     }
 
 
+def fingerprint(p: params.Params, files: list[Path]) -> str:
+    """Identity of a training run: params that shape it plus the bytes of its inputs.
+    A checkpoint with another fingerprint belongs to another run and must not be resumed."""
+    h = hashlib.sha256(json.dumps([repr(p.train), repr(p.common)]).encode())
+    for root in files:
+        for f in sorted(x for x in ([root] if root.is_file() else root.rglob("*")) if x.is_file()):
+            h.update(str(f.relative_to(root.parent)).encode())
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def latest_complete_checkpoint(folder: Path) -> Path | None:
+    """Newest checkpoint-N with its completion marker; a half-written one is skipped."""
+    found = [c for c in folder.glob("checkpoint-*") if (c / COMPLETE).is_file()]
+    return max(found, key=lambda c: int(c.name.split("-")[1]), default=None)
+
+
+def prepare_checkpoints(folder: Path, fp: str) -> Path | None:
+    """Keep the folder only if it belongs to this exact run; return where to resume."""
+    stamp = folder / "fingerprint"
+    if folder.exists() and (not stamp.is_file() or stamp.read_text() != fp):
+        print(f"train: discarding checkpoints in {folder}: they come from other data/params/model")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fp)
+    resume = latest_complete_checkpoint(folder)
+    if resume:
+        print(f"train: resuming from {resume}")
+    return resume
+
+
 def make_evaluator(data: retrieval.IRData, common: params.Common, primary: str):
     """A sentence-transformers evaluator that encodes once and scores every dimension."""
     from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
@@ -53,19 +93,54 @@ def make_evaluator(data: retrieval.IRData, common: params.Common, primary: str):
 
         def __call__(self, model, output_path=None, epoch=-1, steps=-1):
             results = retrieval.evaluate_model(
-                model,
-                data,
-                common.dims,
-                common.eval_batch_size,
-                common.query_prompt,
-                common.document_prompt,
-            )
+                model, data, common.dims, common.eval_batch_size,
+                common.query_prompt, common.document_prompt,
+            )  # fmt: skip
             return {f"dim_{d}_cosine_{k}": v for d, (m, _) in results.items() for k, v in m.items()}
 
     return MatryoshkaIR()
 
 
-def build_trainer(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, workdir: Path):
+def make_guard():
+    """Callback that stops on a non-finite loss or gradient norm and marks saved checkpoints
+    complete. Without it one NaN silently turns every weight into NaN and training
+    "succeeds"."""
+    from transformers import TrainerCallback
+
+    class Guard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if value is not None and not math.isfinite(value):
+                    raise StageError(
+                        f"train: non-finite {key} ({value}) at step {state.global_step}"
+                    )
+
+        def on_save(self, args, state, control, **kwargs):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir() and state.is_world_process_zero:
+                (ckpt / COMPLETE).write_text("ok")
+
+    return Guard()
+
+
+def make_loss(model, t: params.Train, dims: list[int]):
+    """MatryoshkaLoss over MNRL, or over its cached (GradCache) variant whose in-batch
+    negatives number the whole batch at the memory cost of ``mini_batch_size``."""
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if t.loss == "cached":
+        inner = CachedMultipleNegativesRankingLoss(model, mini_batch_size=t.mini_batch_size)
+    else:
+        inner = MultipleNegativesRankingLoss(model)
+    return MatryoshkaLoss(model, inner, matryoshka_dims=dims)
+
+
+def build_trainer(model, rows, dev: retrieval.IRData, p: params.Params, workdir: Path, live=None):
     """The configured SentenceTransformerTrainer (separate from running it, for tests)."""
     import torch
     from datasets import Dataset
@@ -74,10 +149,6 @@ def build_trainer(model, rows: list[dict], dev: retrieval.IRData, p: params.Para
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import (
-        MatryoshkaLoss,
-        MultipleNegativesRankingLoss,
-    )
 
     t, c = p.train, p.common
     cuda = torch.cuda.is_available()
@@ -102,38 +173,83 @@ def build_trainer(model, rows: list[dict], dev: retrieval.IRData, p: params.Para
         logging_steps=t.logging_steps,
         seed=c.seed,
         data_seed=c.seed,
-        report_to="none",
+        report_to="none",  # dvclive is attached explicitly below, writing where DVC expects
         dataloader_pin_memory=cuda,
         prompts=prompts or None,
         **prec,
     )
-    loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=c.dims)
-    primary = t.best_metric.removeprefix("eval_")
-    trainer = SentenceTransformerTrainer(
+    callbacks = [make_guard()]
+    if live is not None:
+        from transformers.integrations import DVCLiveCallback
+
+        callbacks.append(DVCLiveCallback(live=live))
+    return SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_dict(training_pairs(rows, t.columns)),
-        loss=loss,
-        evaluator=make_evaluator(dev, c, primary),
+        loss=make_loss(model, t, c.dims),
+        evaluator=make_evaluator(dev, c, t.best_metric.removeprefix("eval_")),
+        callbacks=callbacks,
     )
-    return trainer
 
 
-def train(model, rows: list[dict], dev: retrieval.IRData, p: params.Params, workdir: Path):
-    """Run the trainer and return the model holding the best checkpoint's weights."""
-    t = p.train
-    trainer = build_trainer(model, rows, dev, p, workdir)
-    trainer.train()
+def check_best_weights(model, checkpoint: Path) -> None:
+    """Fail unless the model in memory holds exactly the best checkpoint's weights."""
+    from safetensors.torch import load_file
+
+    files = list(checkpoint.glob("model.safetensors")) or list(
+        checkpoint.rglob("model.safetensors")
+    )
+    if not files:
+        raise StageError(f"train: best checkpoint {checkpoint} has no model.safetensors")
+    saved = load_file(str(files[0]))
+    current = model[0].auto_model.state_dict()
+    for name, tensor in saved.items():
+        key = name if name in current else name.split(".", 1)[-1]
+        if key in current and not current[key].detach().cpu().equal(tensor):
+            raise StageError(
+                f"train: the final model is not the best checkpoint's ({name} differs);"
+                " the best-model load failed, refusing to save"
+            )
+
+
+def check_embeddings(model, texts: list[str]) -> None:
+    """Probe the trained model: embeddings must be finite and must not collapse to a constant."""
+    import torch
+
+    emb = model.encode(texts[:PROBES], convert_to_tensor=True).float()
+    if not torch.isfinite(emb).all():
+        raise StageError("train: the trained model gives non-finite embeddings")
+    if len(texts) > 1 and emb.std(dim=0).max() < 1e-6:
+        raise StageError("train: the trained model gives the same embedding for every text")
+
+
+def train(model, rows, dev: retrieval.IRData, p: params.Params, checkpoints: Path, fp: str):
+    """Run (or resume) training and return the model holding the best checkpoint's weights.
+    Curves are logged with dvclive under ``checkpoints/live`` so a resumed run continues them."""
+    from dvclive import Live
+
+    resume = prepare_checkpoints(checkpoints, fp)
+    live = Live(
+        dir=str(checkpoints / "live"),
+        resume=resume is not None,
+        save_dvc_exp=False,
+        dvcyaml=None,
+        report=None,
+    )
+    trainer = build_trainer(model, rows, dev, p, checkpoints, live)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     best = trainer.state.best_model_checkpoint
     if not best or not Path(best).is_dir():
         raise StageError(
             "train: no best checkpoint was recorded; refusing to save the last weights"
         )
-    for name, value in trainer.state.log_history[-1].items():
-        if "loss" in name and isinstance(value, float) and not math.isfinite(value):
-            raise StageError(f"train: non-finite {name} ({value})")
-    score = trainer.state.best_metric
-    print(f"train: best checkpoint {Path(best).name}, {t.best_metric} = {score:.4f}")
+    check_best_weights(trainer.model, Path(best))
+    check_embeddings(trainer.model, [r["anchor"] for r in rows] + list(dev.corpus.values()))
+    print(
+        f"train: best checkpoint {Path(best).name}, {p.train.best_metric} = "
+        f"{trainer.state.best_metric:.4f}"
+    )
     return trainer.model
 
 
@@ -144,22 +260,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", required=True, help="split output folder")
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
     ap.add_argument("--out", required=True, help="folder for the fine-tuned model")
+    ap.add_argument("--live", required=True, help="folder for the training curves (dvclive)")
+    ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints")
     args = ap.parse_args(argv)
     modeling.offline()
     p = params.load(args.params)
+    for warning in params.advice(p):
+        print(f"train: warning: {warning}")
     rows = io.read_jsonl(Path(args.split) / "train.jsonl")
     part = "dev" if io.read_json(Path(args.ir) / "dev.json")["queries"] else "test"
     if part == "test":
         print(
-            "train: warning: no dev split (split.dev_size is 0); the TEST queries pick the "
+            "train: warning: no dev split (split.dev_size is 0): the TEST queries pick the "
             "checkpoint, as in the reference run, so test figures are optimistic"
         )
     dev = retrieval.IRData.load(args.ir, part)
     model = modeling.load_model(args.model, p.common)
-    with tempfile.TemporaryDirectory(prefix="train-", dir=Path(args.out).parent) as work:
-        best = train(model, rows, dev, p, Path(work))
-        with io.atomic_path(args.out) as tmp:
-            best.save(str(tmp))
+    fp = fingerprint(p, [Path(args.model), Path(args.split) / "train.jsonl", Path(args.ir)])
+    checkpoints = Path(args.checkpoints)
+    best = train(model, rows, dev, p, checkpoints, fp)
+    with io.atomic_path(args.live) as tmp:
+        shutil.copytree(checkpoints / "live", tmp)
+    with io.atomic_path(args.out) as tmp:
+        best.save(str(tmp))
+    shutil.rmtree(checkpoints)  # finished: nothing left to resume
     print(f"train: {len(rows)} pairs -> {args.out}")
 
 
