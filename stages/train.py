@@ -195,6 +195,7 @@ def build_trainer(model, rows, dev: retrieval.IRData, p: params.Params, workdir:
 
 def check_best_weights(model, checkpoint: Path) -> None:
     """Fail unless the model in memory holds exactly the best checkpoint's weights."""
+    import torch
     from safetensors.torch import load_file
 
     files = list(checkpoint.glob("model.safetensors")) or list(
@@ -206,7 +207,10 @@ def check_best_weights(model, checkpoint: Path) -> None:
     current = model[0].auto_model.state_dict()
     for name, tensor in saved.items():
         key = name if name in current else name.split(".", 1)[-1]
-        if key in current and not current[key].detach().cpu().equal(tensor):
+        # equal_nan: a NaN weight equal in both is "the same weights", not a failed load.
+        if key in current and not torch.allclose(
+            current[key].detach().cpu(), tensor, rtol=0, atol=0, equal_nan=True
+        ):
             raise StageError(
                 f"train: the final model is not the best checkpoint's ({name} differs);"
                 " the best-model load failed, refusing to save"
