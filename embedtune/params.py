@@ -88,6 +88,7 @@ class Train:
     columns: Literal["anchor_positive", "positive_anchor"]
     loss: Literal["mnrl", "cached"]
     mini_batch_size: int
+    processes: int
     best_metric: str
     logging_steps: int
 
@@ -164,6 +165,7 @@ def _check(p: Params) -> None:
         ("train.gradient_accumulation_steps", p.train.gradient_accumulation_steps),
         ("train.logging_steps", p.train.logging_steps),
         ("train.mini_batch_size", p.train.mini_batch_size),
+        ("train.processes", p.train.processes),
     ):
         if value < 1:
             raise StageError(f"params key {key!r}: must be >= 1, got {value}")

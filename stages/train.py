@@ -15,7 +15,10 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from embedtune import io, modeling, params, retrieval
@@ -133,10 +136,14 @@ def make_loss(model, t: params.Train, dims: list[int]):
         MultipleNegativesRankingLoss,
     )
 
+    # Under DDP each process also ranks against the other processes' batches.
+    gather = is_distributed()
     if t.loss == "cached":
-        inner = CachedMultipleNegativesRankingLoss(model, mini_batch_size=t.mini_batch_size)
+        inner = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=t.mini_batch_size, gather_across_devices=gather
+        )
     else:
-        inner = MultipleNegativesRankingLoss(model)
+        inner = MultipleNegativesRankingLoss(model, gather_across_devices=gather)
     return MatryoshkaLoss(model, inner, matryoshka_dims=dims)
 
 
@@ -175,6 +182,9 @@ def build_trainer(model, rows, dev: retrieval.IRData, p: params.Params, workdir:
         data_seed=c.seed,
         report_to="none",  # dvclive is attached explicitly below, writing where DVC expects
         dataloader_pin_memory=cuda,
+        # Without use_cpu, CPU workers under torchrun each train alone on all the data.
+        use_cpu=not cuda,
+        ddp_backend="gloo" if is_distributed() and not cuda else None,
         prompts=prompts or None,
         **prec,
     )
@@ -228,19 +238,32 @@ def check_embeddings(model, texts: list[str]) -> None:
         raise StageError("train: the trained model gives the same embedding for every text")
 
 
-def train(model, rows, dev: retrieval.IRData, p: params.Params, checkpoints: Path, fp: str):
-    """Run (or resume) training and return the model holding the best checkpoint's weights.
-    Curves are logged with dvclive under ``checkpoints/live`` so a resumed run continues them."""
-    from dvclive import Live
+def is_distributed() -> bool:
+    """True inside a torchrun worker."""
+    return "LOCAL_RANK" in os.environ
 
-    resume = prepare_checkpoints(checkpoints, fp)
-    live = Live(
-        dir=str(checkpoints / "live"),
-        resume=resume is not None,
-        save_dvc_exp=False,
-        dvcyaml=None,
-        report=None,
-    )
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def train(
+    model, rows, dev: retrieval.IRData, p: params.Params, checkpoints: Path, resume: Path | None
+):
+    """Run (or resume) training and return the model holding the best checkpoint's weights.
+    Curves are logged with dvclive under ``checkpoints/live`` so a resumed run continues them;
+    only the main process logs, so workers never write the same files."""
+    live = None
+    if is_main_process():
+        from dvclive import Live
+
+        live = Live(
+            dir=str(checkpoints / "live"),
+            resume=resume is not None,
+            save_dvc_exp=False,
+            dvcyaml=None,
+            report=None,
+        )
     trainer = build_trainer(model, rows, dev, p, checkpoints, live)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     best = trainer.state.best_model_checkpoint
@@ -250,11 +273,30 @@ def train(model, rows, dev: retrieval.IRData, p: params.Params, checkpoints: Pat
         )
     check_best_weights(trainer.model, Path(best))
     check_embeddings(trainer.model, [r["anchor"] for r in rows] + list(dev.corpus.values()))
+    state = trainer.state
     print(
-        f"train: best checkpoint {Path(best).name}, {p.train.best_metric} = "
-        f"{trainer.state.best_metric:.4f}"
+        f"train: {state.global_step} optimizer steps on {trainer.args.world_size} process(es); "
+        f"best checkpoint {Path(best).name}, {p.train.best_metric} = {state.best_metric:.4f}"
     )
     return trainer.model
+
+
+def launch_workers(n: int, argv: list[str]) -> None:
+    """Re-run this stage under torchrun with ``n`` processes (DDP: NCCL on GPUs, gloo on CPU)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n}",
+        "-m",
+        "stages.train",
+        *argv,
+    ]
+    print(f"train: launching {n} processes: {' '.join(cmd[2:])}", flush=True)
+    code = subprocess.call(cmd)
+    if code:
+        raise StageError(f"train: torchrun exited with status {code}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -280,9 +322,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     dev = retrieval.IRData.load(args.ir, part)
     model = modeling.load_model(args.model, p.common)
-    fp = fingerprint(p, [Path(args.model), Path(args.split) / "train.jsonl", Path(args.ir)])
     checkpoints = Path(args.checkpoints)
-    best = train(model, rows, dev, p, checkpoints, fp)
+    if not is_distributed():
+        fp = fingerprint(p, [Path(args.model), Path(args.split) / "train.jsonl", Path(args.ir)])
+        resume = prepare_checkpoints(checkpoints, fp)
+        if p.train.processes > 1:
+            launch_workers(p.train.processes, sys.argv[1:] if argv is None else argv)
+            return
+    else:
+        resume = latest_complete_checkpoint(checkpoints)  # the launcher checked its fingerprint
+    best = train(model, rows, dev, p, checkpoints, resume)
+    if not is_main_process():
+        return
     with io.atomic_path(args.live) as tmp:
         shutil.copytree(checkpoints / "live", tmp)
     with io.atomic_path(args.out) as tmp:

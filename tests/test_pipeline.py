@@ -70,3 +70,28 @@ def test_second_repro_does_nothing(reproduced):
     assert "up to date" in again.stdout
     status = run(["dvc", "status"], project)
     assert "up to date" in status.stdout
+
+
+def _steps(stdout: str) -> tuple[int, int]:
+    line = next(x for x in stdout.splitlines() if "optimizer steps on" in x)
+    words = line.split()
+    return int(words[1]), int(words[5])
+
+
+def test_two_process_ddp_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
+    """train.processes: 2 relaunches the stage under torchrun (gloo on CPU); each process
+    takes half the data, so the run takes about half the optimizer steps."""
+    from tests.tiny import toy_rows, write_csv
+
+    single_steps, single_world = _steps(reproduced[1].stdout)
+    data = write_csv(tmp_path / "pairs.csv", toy_rows(40, 3))
+    p = tiny_params(tiny_model_dir, data)
+    p["train"]["processes"] = 2
+    project = make_project(tmp_path / "ddp", p)
+    out = run(["dvc", "repro"], project).stdout
+    assert "launching 2 processes" in out
+    steps, world = _steps(out)
+    assert (single_world, world) == (1, 2)
+    assert steps <= 0.6 * single_steps
+    assert (project / "models" / "finetuned" / "model.safetensors").is_file()
+    assert json.loads((project / "metrics" / "finetuned.json").read_text())["dim_8_ndcg@10"] >= 0

@@ -43,12 +43,12 @@ def test_a_planted_nan_stops_training(tmp_path, tiny_model_dir):
     with torch.no_grad():
         model[0].auto_model.embeddings.LayerNorm.weight[0] = float("nan")
     with pytest.raises(StageError, match="non-finite"):
-        train.train(model, rows, dev, p, tmp_path / "ckpt", "fp")
+        train.train(model, rows, dev, p, tmp_path / "ckpt", None)
 
 
 def test_a_clean_run_passes_every_guard(tmp_path, tiny_model_dir):
     model, rows, dev, p = _setup(tiny_model_dir)
-    trained = train.train(model, rows, dev, p, tmp_path / "ckpt", "fp")
+    trained = train.train(model, rows, dev, p, tmp_path / "ckpt", None)
     assert (tmp_path / "ckpt" / "live").is_dir()
     train.check_embeddings(trained, [r["anchor"] for r in rows])
 
