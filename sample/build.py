@@ -135,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    # mtime=0 keeps the gzip bytes identical across rebuilds of the same content.
-    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+    # mtime=0 and no file name in the header keep the gzip bytes identical across rebuilds
+    # of the same content, wherever the file is written.
+    with (
+        open(args.out, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+    ):
         gz.write(buf.getvalue().encode("utf-8"))
     n_chunks = len({r["global_chunk_id"] for r in rows})
     print(f"wrote {args.out}: {len(rows)} rows, {n_chunks} chunks, {len(cases)} cases")

@@ -204,8 +204,9 @@ def load_records(cfg: params.Fetch) -> tuple[list[Record], str]:
     return [(f"row {i + 1}", r) for i, r in enumerate(ds)], label
 
 
-def fetch_model(src: params.ModelSource, dest: Path) -> None:
-    """Copy the base model into ``dest`` (a temporary path the caller renames)."""
+def fetch_model(src: params.ModelSource, dest: Path) -> str:
+    """Copy the base model into ``dest`` (a temporary path the caller renames); return a
+    name for the provenance record (the resolved commit for a Hub model)."""
     if src.source == "package":
         spec = importlib.util.find_spec(src.package)
         if spec is None or not spec.submodule_search_locations:
@@ -217,11 +218,13 @@ def fetch_model(src: params.ModelSource, dest: Path) -> None:
         if not (folder / "modules.json").is_file():
             raise StageError(f"{folder}: no sentence-transformers model in package {src.package!r}")
         shutil.copytree(folder, dest)
+        label = f"package {src.package}"
     elif src.source == "local":
         folder = Path(src.path)
         if not (folder / "config.json").is_file():
             raise StageError(f"{folder}: not a model folder (no config.json)")
         shutil.copytree(folder, dest)
+        label = f"local {folder}"
     else:
         from huggingface_hub import snapshot_download
 
@@ -230,6 +233,7 @@ def fetch_model(src: params.ModelSource, dest: Path) -> None:
             src.name, revision=sha, local_dir=dest, ignore_patterns=list(UNSAFE_WEIGHTS)
         )
         shutil.rmtree(dest / ".cache", ignore_errors=True)
+        label = f"hub {src.name}@{sha}"
     if not list(dest.rglob("*.safetensors")):
         raise StageError(f"model {src}: no .safetensors weights (other formats are refused)")
     config = (
@@ -239,6 +243,7 @@ def fetch_model(src: params.ModelSource, dest: Path) -> None:
         raise StageError(
             f"model {src}: needs trust_remote_code (config.json has auto_map); refused"
         )
+    return label
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,11 +256,15 @@ def main(argv: list[str] | None = None) -> None:
     records, label = load_records(p.fetch)
     pairs = validate_pairs(records, p.fetch.columns, label)
     with io.atomic_path(args.model_out) as tmp_model:
-        fetch_model(p.common.model, tmp_model)
+        model_label = fetch_model(p.common.model, tmp_model)
+        n_chunks = len({r["chunk_id"] for r in pairs})
         with io.atomic_path(args.out) as tmp:
             tmp.mkdir()
             io.write_jsonl(tmp / "pairs.jsonl", pairs)
-    n_chunks = len({r["chunk_id"] for r in pairs})
+            # Provenance: which data and model this version was built from (for a Hub
+            # source, the commit the revision resolved to).
+            source = {"data": label, "model": model_label, "pairs": len(pairs), "chunks": n_chunks}
+            io.write_json(tmp / "source.json", source)
     print(
         f"fetch: {len(pairs)} pairs over {n_chunks} chunks from {label}; model -> {args.model_out}"
     )

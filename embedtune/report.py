@@ -1,0 +1,143 @@
+"""Pull-request report: the comparison table, then metrics and params changed since a base.
+
+Run as `python -m embedtune.report --base <git rev> [--out FILE]` in the repository root,
+after `dvc repro`. The body is what the GPU workflow posts with `cml comment update`:
+a header naming both revisions, metrics/report.md (written by the compare stage), then
+`dvc metrics diff <base> --md` and `dvc params diff <base> --md` against the workspace.
+Image links in the report are rewritten relative to the output file, because CML resolves
+(and, with --publish, uploads) local images relative to the markdown file it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPORT = Path("metrics/report.md")
+# GitHub rejects comment bodies longer than 65,536 characters; leave room for CML's
+# watermark and the published image URLs.
+MAX_CHARS = 60_000
+IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
+
+
+def rewrite_images(markdown: str, source_dir: Path, out_dir: Path) -> str:
+    """Point relative image links written for ``source_dir`` at the same files from ``out_dir``.
+
+    URLs, data URIs and absolute paths are left alone.
+    """
+
+    def fix(m: re.Match) -> str:
+        url = m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", url, re.I) or url.startswith(("/", "#")):
+            return m.group(0)
+        target = os.path.relpath(os.path.abspath(source_dir / url), os.path.abspath(out_dir))
+        return m.group(1) + Path(target).as_posix() + m.group(3)
+
+    return IMAGE.sub(fix, markdown)
+
+
+def table_rows(md_table: str) -> int:
+    """Number of body rows in a markdown table as printed by `dvc ... diff --md`."""
+    rows = [line for line in md_table.splitlines() if line.lstrip().startswith("|")]
+    return max(len(rows) - 2, 0)  # minus the header and the |---| separator
+
+
+def diff_section(title: str, md_table: str, nothing: str) -> str:
+    """A titled section holding a diff table, or one line when the table has no rows."""
+    body = md_table.strip() if table_rows(md_table) else f"_{nothing}_"
+    return f"### {title}\n\n{body}\n"
+
+
+def header(base: str, base_sha: str, head_sha: str) -> str:
+    """First lines of the comment: which revisions are compared."""
+    shown = base if base.startswith(base_sha) else f"{base} ({base_sha})"
+    return (
+        f"# Pipeline report\n\nBase `{shown}` compared with the workspace at head `{head_sha}`.\n"
+    )
+
+
+def assemble(head: str, report_md: str | None, metrics_md: str, params_md: str) -> str:
+    """The whole comment body from its parts."""
+    report = (
+        report_md.strip()
+        if report_md is not None
+        else f"_{REPORT} not found: run `dvc repro` before building the report._"
+    )
+    parts = [
+        head,
+        report,
+        diff_section(
+            "Metrics changed since base (`dvc metrics diff`)", metrics_md, "No metric changed."
+        ),
+        diff_section(
+            "Params changed since base (`dvc params diff`)", params_md, "No param changed."
+        ),
+    ]
+    return "\n".join(p.rstrip("\n") + "\n" for p in parts)
+
+
+def fit(body: str, limit: int = MAX_CHARS) -> str:
+    """Cut a body that GitHub would reject, saying so at the end."""
+    if len(body) <= limit:
+        return body
+    note = "\n\n_Report cut to fit a GitHub comment; run `python -m embedtune.report` for all._\n"
+    return body[: limit - len(note)] + note
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def dvc(args: list[str], cwd: Path) -> str:
+    """Run the dvc CLI of this interpreter (the project's pinned dvc) and return stdout."""
+    return _run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+def short_sha(rev: str, cwd: Path) -> str:
+    """Abbreviated commit id of ``rev``; fails loudly on an unknown revision."""
+    return _run(["git", "rev-parse", "--short", "--verify", f"{rev}^{{commit}}"], cwd).strip()
+
+
+def build(base: str, root: Path, out_dir: Path) -> str:
+    """Read the report and both diffs from the repository at ``root`` and assemble them."""
+    head = header(base, short_sha(base, root), short_sha("HEAD", root))
+    report_path = root / REPORT
+    report_md = None
+    if report_path.is_file():
+        text = report_path.read_text(encoding="utf-8")
+        report_md = rewrite_images(text, report_path.parent, out_dir)
+    metrics_md = dvc(["metrics", "diff", base, "--md"], root)
+    params_md = dvc(["params", "diff", base, "--md"], root)
+    return fit(assemble(head, report_md, metrics_md, params_md))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the comment body to --out (or print it); non-zero when git or dvc fail."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
+    ap.add_argument("--out", type=Path, default=None, help="markdown file (default: stdout)")
+    ap.add_argument("--repo", type=Path, default=Path("."), help="repository root")
+    args = ap.parse_args(argv)
+    out_dir = args.out.parent if args.out else Path.cwd()
+    try:
+        body = build(args.base, args.repo, out_dir)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(body, encoding="utf-8")
+    else:
+        print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The bundled legal sample: the quality rules of its data card, checked on the shipped file."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from collections import defaultdict
+
+import pandas as pd
+import pytest
+
+from tests.pipeline import ROOT
+
+SAMPLE = ROOT / "sample" / "legal_sample.csv.gz"
+COLUMNS = [
+    "question",
+    "text",
+    "chunk_id",
+    "case_name",
+    "date_filed",
+    "court",
+    "question_id",
+    "answer_location",
+    "global_chunk_id",
+]
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+
+
+def test_columns_match_the_reference_dataset(sample):
+    assert list(sample.columns) == COLUMNS
+
+
+def test_size(sample):
+    assert len(sample) >= 1200
+    assert sample["global_chunk_id"].nunique() >= 250
+    assert sample["case_name"].nunique() >= 10
+
+
+def test_no_duplicated_question(sample):
+    lowered = sample["question"].str.strip().str.lower()
+    dupes = sorted(lowered[lowered.duplicated()])
+    assert not dupes, dupes[:5]
+
+
+def test_every_chunk_has_three_to_six_questions(sample):
+    counts = sample.groupby("global_chunk_id").size()
+    assert counts.min() >= 3, counts[counts < 3]
+    assert counts.max() <= 6, counts[counts > 6]
+
+
+def test_each_chunk_id_maps_to_one_text_and_one_case(sample):
+    texts: dict[str, set[str]] = defaultdict(set)
+    cases: dict[str, set[str]] = defaultdict(set)
+    for row in sample.itertuples():
+        texts[row.global_chunk_id].add(row.text)
+        cases[row.global_chunk_id].add(row.case_name)
+    assert all(len(t) == 1 for t in texts.values())
+    assert all(len(c) == 1 for c in cases.values())
+    # ...and no two chunk ids share a text (that would make two "different" answers identical).
+    assert len({next(iter(t)) for t in texts.values()}) == len(texts)
+
+
+def test_chunks_are_passage_sized(sample):
+    words = sample.drop_duplicates("global_chunk_id")["text"].str.split().str.len()
+    assert words.min() >= 120 and words.max() <= 250, (words.min(), words.max())
+
+
+def test_shipped_file_is_the_build_of_the_case_files(tmp_path):
+    """The .csv.gz in git must be exactly what sample/build.py makes of sample/cases/."""
+    out = tmp_path / "rebuilt.csv.gz"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "sample" / "build.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert gzip.decompress(out.read_bytes()) == gzip.decompress(SAMPLE.read_bytes())
+    assert out.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_build_rejects_a_bad_case_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"case_name": "X v. Y", "court": "C", "date_filed": "2025-01-01", "chunks": '
+        '[{"section": "Intro", "text": "too short", "questions": [{"question": "Why", '
+        '"answer_location": "nowhere"}]}]}'
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "sample" / "build.py"), "--check", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    for problem in ("2 words", "1 questions", "ending in '?'", "answer_location"):
+        assert problem in proc.stderr, (problem, proc.stderr)
