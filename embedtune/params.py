@@ -50,7 +50,7 @@ class Common:
 class Columns:
     anchor: str
     positive: str
-    chunk_id: str
+    chunk_id: str | None  # null: passages are identified by their text
     document_id: str | None
 
 

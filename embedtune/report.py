@@ -18,6 +18,10 @@ import sys
 from pathlib import Path
 
 REPORT = Path("metrics/report.md")
+# The fine-tuned model's per-query ndcg@10 (evaluate stage) and the test queries it was
+# scored on (build_ir_eval): DVC-cached outputs, read at the base revision with dvc.api.
+PER_QUERY = "data/evaluate/per_query.json"
+TEST_QUERIES = "data/build_ir_eval/test.json"
 # GitHub rejects comment bodies longer than 65,536 characters; leave room for CML's
 # watermark and the published image URLs.
 MAX_CHARS = 60_000
@@ -60,7 +64,76 @@ def header(base: str, base_sha: str, head_sha: str) -> str:
     )
 
 
-def assemble(head: str, report_md: str | None, metrics_md: str, params_md: str) -> str:
+def read_at(path: str, rev: str | None, root: Path) -> dict | None:
+    """A JSON output of the pipeline at git revision ``rev`` (None: the workspace), from the
+    workspace, the DVC cache or the remote; None when that version is not available."""
+    import json
+
+    if rev is None:
+        file = root / path
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    import dvc.api
+
+    try:
+        return json.loads(dvc.api.read(path, repo=str(root), rev=rev))
+    except Exception:  # not in that revision, not in the cache, or no remote: say so instead
+        return None
+
+
+def versus_base(
+    base_scores: dict | None,
+    head_scores: dict | None,
+    same_queries: bool,
+    seed: int = 0,
+) -> str:
+    """The significance test of the compare stage, between the base revision's fine-tuned
+    model and this one's, paired per test query; or one line saying why it cannot run."""
+    from tabulate import tabulate
+
+    from embedtune.stats import paired_test
+
+    title = "### Fine-tuned model: this branch vs base, per test query\n\n"
+    if base_scores is None or head_scores is None:
+        return title + "_Per-query scores of both revisions are needed; not available._\n"
+    if not same_queries:
+        return title + (
+            "_The test queries differ from the base revision's (data or split changed), so "
+            "the scores cannot be paired; compare the tables above instead._\n"
+        )
+    rows = []
+    for key in sorted(k for k in head_scores if k in base_scores and k.startswith("dim_")):
+        qids = sorted(set(head_scores[key]) & set(base_scores[key]))
+        if not qids:
+            continue
+        b = [base_scores[key][q] for q in qids]
+        h = [head_scores[key][q] for q in qids]
+        t = paired_test(b, h, seed)
+        rows.append(
+            [
+                int(key.removeprefix("dim_")),
+                f"{sum(b) / len(b):.4f}",
+                f"{sum(h) / len(h):.4f}",
+                f"{t['mean_diff']:+.4f}",
+                f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]",
+                f"{t['p_value']:.4f}",
+                "yes" if t["significant"] else "**no** (could be noise)",
+            ]
+        )
+    if not rows:
+        return title + "_No dimension in common with the base revision._\n"
+    rows.sort(key=lambda r: -r[0])
+    table = tabulate(
+        rows,
+        headers=["dim", "base ndcg@10", "branch ndcg@10", "change", "95% CI", "p", "significant"],
+        tablefmt="github",
+        disable_numparse=True,
+    )
+    return title + table + "\n"
+
+
+def assemble(
+    head: str, report_md: str | None, metrics_md: str, params_md: str, versus: str = ""
+) -> str:
     """The whole comment body from its parts."""
     report = (
         report_md.strip()
@@ -77,6 +150,8 @@ def assemble(head: str, report_md: str | None, metrics_md: str, params_md: str) 
             "Params changed since base (`dvc params diff`)", params_md, "No param changed."
         ),
     ]
+    if versus:
+        parts.insert(2, versus)
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
@@ -115,7 +190,10 @@ def build(base: str, root: Path, out_dir: Path) -> str:
         report_md = rewrite_images(text, report_path.parent, out_dir)
     metrics_md = dvc(["metrics", "diff", base, "--md"], root)
     params_md = dvc(["params", "diff", base, "--md"], root)
-    return fit(assemble(head, report_md, metrics_md, params_md))
+    same = read_at(TEST_QUERIES, base, root)
+    same = same is not None and same == read_at(TEST_QUERIES, None, root)
+    versus = versus_base(read_at(PER_QUERY, base, root), read_at(PER_QUERY, None, root), same)
+    return fit(assemble(head, report_md, metrics_md, params_md, versus))
 
 
 def main(argv: list[str] | None = None) -> int:

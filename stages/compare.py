@@ -10,34 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 from tabulate import tabulate
 
 from embedtune import io, params
 from embedtune.params import METRIC_NAMES
-
-RESAMPLES = 10_000
-ALPHA = 0.05
-
-
-def paired_test(base: list[float], tuned: list[float], seed: int) -> dict[str, float]:
-    """Mean difference (tuned - base), its 95% bootstrap CI and a permutation p-value."""
-    diff = np.asarray(tuned, dtype=float) - np.asarray(base, dtype=float)
-    rng = np.random.default_rng(seed)
-    n = len(diff)
-    boot = diff[rng.integers(0, n, size=(RESAMPLES, n))].mean(axis=1)
-    low, high = np.quantile(boot, [ALPHA / 2, 1 - ALPHA / 2])
-    # Under "no difference" each per-query difference is as likely positive as negative.
-    signs = rng.choice([-1.0, 1.0], size=(RESAMPLES, n))
-    null = np.abs((signs * diff).mean(axis=1))
-    p = (1 + np.sum(null >= abs(diff.mean()) - 1e-12)) / (RESAMPLES + 1)
-    return {
-        "mean_diff": float(diff.mean()),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "p_value": float(p),
-        "significant": bool(p < ALPHA and (low > 0 or high < 0)),
-    }
+from embedtune.stats import ALPHA, RESAMPLES, paired_test
 
 
 def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) -> dict[str, dict]:

@@ -8,6 +8,7 @@ row and column, instead of hours into training.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import math
@@ -30,17 +31,24 @@ Record = tuple[str, dict[str, Any]]  # (where: "row 12" / "line 7", the raw row)
 
 
 def read_records(path: Path) -> list[Record]:
-    """Read a .csv(.gz) / .jsonl / .parquet file into (location, row) records."""
+    """Read a .csv / .tsv (optionally .gz) / .jsonl / .parquet file into (location, row)
+    records. Row numbers count data rows from 1, as a spreadsheet shows them after the
+    header."""
     if not path.is_file():
         raise StageError(f"{path}: file not found")
     name = path.name.lower()
     try:
-        if name.endswith((".csv", ".csv.gz")):
+        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
             import pandas as pd
 
             # Everything as text and no NA guessing: "NA" or "null" may be a real question.
             frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig"
+                path,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                encoding="utf-8-sig",
+                sep="\t" if ".tsv" in name else ",",
             )
             frame.columns = [str(c).strip() for c in frame.columns]
             return [(f"row {i + 1}", r) for i, r in enumerate(frame.to_dict("records"))]
@@ -57,7 +65,9 @@ def read_records(path: Path) -> list[Record]:
         raise StageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
         raise StageError(f"{path}: cannot parse file: {exc}") from exc
-    raise StageError(f"{path}: unsupported file type (want .csv, .csv.gz, .jsonl or .parquet)")
+    raise StageError(
+        f"{path}: unsupported file type (want .csv, .tsv, .jsonl, each optionally .gz, or .parquet)"
+    )
 
 
 def _read_jsonl(path: Path) -> Iterable[Record]:
@@ -108,9 +118,10 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
     """
     if not records:
         raise StageError(f"{source}: no rows")
-    mapping = {"anchor": columns.anchor, "positive": columns.positive, "chunk_id": columns.chunk_id}
-    if columns.document_id:
-        mapping["document_id"] = columns.document_id
+    mapping = {"anchor": columns.anchor, "positive": columns.positive}
+    for role in ("chunk_id", "document_id"):
+        if getattr(columns, role):
+            mapping[role] = getattr(columns, role)
     present = set(records[0][1])
     for role, col in mapping.items():
         if col not in present:
@@ -140,7 +151,7 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
         if bad:
             continue
         anchor, positive = row[mapping["anchor"]].strip(), row[mapping["positive"]].strip()
-        chunk = ids["chunk_id"]
+        chunk = ids.get("chunk_id") or text_id(positive)
         first = chunk_text.setdefault(chunk, (positive, where))
         if first[0] != positive:
             problems.append(
@@ -170,7 +181,28 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
         )
     if dropped:
         print(f"fetch: dropped {dropped} exact duplicate row(s) from {source}")
+    _warn_shared_texts(chunk_text, source)
     return pairs
+
+
+def text_id(text: str) -> str:
+    """A stable chunk id for data without one: the passage's own text identifies it."""
+    return "t" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _warn_shared_texts(chunk_text: dict[str, tuple[str, str]], source: str) -> None:
+    """Say when one passage text sits under several chunk ids: in a unique-chunk corpus those
+    become separate entries and retrieving the "other" copy counts as a miss."""
+    by_text: dict[str, list[str]] = {}
+    for text, where in chunk_text.values():
+        by_text.setdefault(text, []).append(where)
+    shared = [places for places in by_text.values() if len(places) > 1]
+    if shared:
+        print(
+            f"fetch: warning: {len(shared)} passage text(s) in {source} appear under more than "
+            f"one chunk id (first at {' and '.join(shared[0][:2])}); each copy is a separate "
+            "corpus entry. Set fetch.columns.chunk_id: null to identify passages by text."
+        )
 
 
 def _hub_revision_note(kind: str, name: str, revision: str) -> str:

@@ -138,3 +138,31 @@ def test_main_writes_nothing_on_bad_input(tmp_path, tiny_model_dir):
     assert not out.exists() and not model_out.exists()
     leftovers = [p for p in tmp_path.rglob(".*.tmp")]
     assert leftovers == []
+
+
+def test_tsv_reads_like_csv(tmp_path):
+    rows = toy_rows(3, 2)
+    path = tmp_path / "pairs.tsv"
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    assert _validate(path) == _validate(write_csv(tmp_path / "pairs.csv", rows))
+
+
+def test_without_a_chunk_id_column_passages_are_identified_by_text(tmp_path):
+    rows = [{k: v for k, v in r.items() if k != "global_chunk_id"} for r in toy_rows(4, 3)]
+    path = write_csv(tmp_path / "no_ids.csv", rows)
+    cols = params.Columns("question", "text", None, None)
+    pairs = fetch.validate_pairs(fetch.read_records(path), cols, str(path))
+    ids = {p["chunk_id"] for p in pairs}
+    assert len(ids) == 4  # one id per distinct passage, the same for its three questions
+    by_text = {p["positive"]: p["chunk_id"] for p in pairs}
+    assert all(p["chunk_id"] == by_text[p["positive"]] for p in pairs)
+    assert fetch.text_id("same text") == fetch.text_id("same text") != fetch.text_id("other")
+
+
+def test_one_text_under_two_chunk_ids_is_reported(tmp_path, capsys):
+    rows = toy_rows(3, 2)
+    rows[4]["text"] = rows[5]["text"] = rows[0]["text"]  # chunk 2 now repeats chunk 0's text
+    pairs = _validate(write_csv(tmp_path / "shared.csv", rows))
+    assert len(pairs) == 6
+    out = capsys.readouterr().out
+    assert "1 passage text(s)" in out and "row 1 and row 5" in out

@@ -22,6 +22,14 @@ json.dump({"dim_64_ndcg@10": round(0.3321 + 100 * lr, 4), "dim_64_mrr@10": round
            "unchanged": 1.0}, open("metrics/score.json", "w"))
 open("metrics/report.md", "w").write("## Fine-tuned vs base model\\n\\n![ndcg](compare.png)\\n")
 open("metrics/compare.png", "wb").write(b"\\x89PNG fake")
+# Per-query ndcg@10 of 40 test queries (DVC-cached, like the evaluate stage's): the second
+# version is better on every query by a planted 100 * lr.
+os.makedirs("data/evaluate", exist_ok=True)
+os.makedirs("data/build_ir_eval", exist_ok=True)
+scores = {f"q{i}": round(0.2 + 0.01 * i + 100 * lr, 4) for i in range(40)}
+json.dump({"dim_64": scores}, open("data/evaluate/per_query.json", "w"))
+queries = {q: "question " + q for q in scores}
+json.dump({"queries": queries}, open("data/build_ir_eval/test.json", "w"))
 """
 
 DVC_YAML = {
@@ -31,7 +39,11 @@ DVC_YAML = {
             "deps": ["score.py"],
             "params": ["train"],
             "metrics": [{"metrics/score.json": {"cache": False}}],
-            "outs": [{"metrics/report.md": {"cache": False}}],
+            "outs": [
+                {"metrics/report.md": {"cache": False}},
+                "data/evaluate/per_query.json",
+                "data/build_ir_eval/test.json",
+            ],
             "plots": [{"metrics/compare.png": {"cache": False}}],
         }
     }
@@ -113,6 +125,19 @@ def test_report_shows_metric_and_param_changes(two_versions, tmp_path):
     ]
     assert "train.epochs" not in body
     assert body.index("Fine-tuned vs base") < body.index("dim_64_ndcg@10")
+    # The base revision's per-query scores come from the DVC cache: a paired test of the
+    # branch's model against main's finds the planted +0.1 on every query.
+    assert "this branch vs base" in body
+    row = _row(body, "[+0.1000, +0.1000]")
+    assert row[0] == "64" and row[3] == "+0.1000" and row[-1] == "yes"
+
+
+def test_versus_base_explains_when_it_cannot_pair():
+    scores = {"dim_64": {"q1": 0.5, "q2": 0.6}}
+    assert "differ from the base" in report.versus_base(scores, scores, same_queries=False)
+    assert "not available" in report.versus_base(None, scores, same_queries=True)
+    same = report.versus_base(scores, scores, same_queries=True)
+    assert "+0.0000" in same and "**no**" in same
 
 
 def test_report_image_link_resolves_from_the_output_file(two_versions, tmp_path):
