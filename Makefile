@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format bench profile report
+.PHONY: help setup run test test-fast lint format bench bench-train profile report
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,7 @@ test-fast: setup ## unit tests only (skips the slow end-to-end tests)
 lint: setup ## ruff and workflow linting
 	ruff check .
 	ruff format --check .
+	actionlint
 
 format: setup ## apply ruff formatting and safe fixes
 	ruff check --fix .
@@ -40,6 +41,13 @@ format: setup ## apply ruff formatting and safe fixes
 
 bench: setup ## evaluation speed: one-pass evaluator vs one evaluator per dimension
 	python benchmarks/eval_speed.py
+
+bench-train: setup ## training throughput: the train stage vs a plain trainer script
+	python benchmarks/train_throughput.py --steps 4 --rounds 2
+
+report: setup ## the PR comment body vs a base revision: make report BASE=main
+	python -m embedtune.report --base $(or $(BASE),main) --out pr-comment.md
+	@echo "wrote pr-comment.md"
 
 profile: ## switch profile: make profile PROFILE=reference-gpu (see profiles/)
 	@test -n "$(PROFILE)" || { echo "usage: make profile PROFILE=<name>; one of:"; ls profiles; exit 2; }

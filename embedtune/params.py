@@ -77,6 +77,18 @@ class BuildIrEval:
 
 
 @dataclass(frozen=True)
+class HardNegatives:
+    """Mining of one hard negative per training pair (sentence-transformers'
+    mine_hard_negatives), from the training split only."""
+
+    enabled: bool
+    range_min: int  # skip the closest candidates: often unlabelled positives
+    range_max: int  # candidates considered per question
+    relative_margin: float  # keep a negative only if it scores this share below the positive
+    candidates: int  # negatives mined per pair before relevant ones are filtered out
+
+
+@dataclass(frozen=True)
 class Train:
     epochs: float
     batch_size: int
@@ -91,6 +103,7 @@ class Train:
     processes: int
     best_metric: str
     logging_steps: int
+    hard_negatives: HardNegatives
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,14 @@ def _check(p: Params) -> None:
         raise StageError(
             "params keys 'train.epochs'/'train.learning_rate'/'train.warmup_ratio' out of range"
         )
+    h = t.hard_negatives
+    if h.range_min < 0 or h.range_max <= h.range_min or h.candidates < 1:
+        raise StageError(
+            "params keys 'train.hard_negatives.range_min'/'range_max'/'candidates': want "
+            "0 <= range_min < range_max and candidates >= 1"
+        )
+    if not 0 <= h.relative_margin < 1:
+        raise StageError("params key 'train.hard_negatives.relative_margin': want 0 <= x < 1")
     m = re.fullmatch(r"eval_dim_(\d+)_cosine_(.+)", t.best_metric)
     if not m or int(m.group(1)) not in c.dims or m.group(2) not in METRIC_NAMES:
         raise StageError(

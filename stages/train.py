@@ -30,12 +30,81 @@ PROBES = 16
 
 def training_pairs(rows: list[dict], order: str) -> dict[str, list[str]]:
     """Columns in the order the loss reads them: (anchor, positive) is the intended order;
-    (positive, anchor) reproduces the reference run, where the chunk acted as the anchor."""
+    (positive, anchor) reproduces the reference run, where the chunk acted as the anchor.
+    A mined ``negative`` comes last either way."""
     anchors = [r["anchor"] for r in rows]
     positives = [r["positive"] for r in rows]
-    if order == "positive_anchor":
-        return {"positive": positives, "anchor": anchors}
-    return {"anchor": anchors, "positive": positives}
+    cols = (
+        {"positive": positives, "anchor": anchors}
+        if order == "positive_anchor"
+        else {"anchor": anchors, "positive": positives}
+    )
+    if rows and "negative" in rows[0]:
+        cols["negative"] = [r["negative"] for r in rows]
+    return cols
+
+
+def relevant_texts(rows: list[dict]) -> dict[str, set[str]]:
+    """Every passage each question is paired with (a question may be asked of several)."""
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        out.setdefault(r["anchor"], set()).add(r["positive"])
+    return out
+
+
+def pick_negatives(mined: list[dict], candidates: int, relevant: dict[str, set[str]]) -> list[dict]:
+    """(anchor, positive, negative) rows: the closest mined candidate that is not relevant to
+    the question. Pairs with no usable candidate are dropped."""
+    out = []
+    for row in mined:
+        for i in range(1, candidates + 1):
+            negative = row.get(f"negative_{i}")
+            if negative is not None and negative not in relevant[row["anchor"]]:
+                out.append(
+                    {"anchor": row["anchor"], "positive": row["positive"], "negative": negative}
+                )
+                break
+    return out
+
+
+def mine_negatives(model, rows: list[dict], p: params.Params) -> list[dict]:
+    """Hard negatives from the training split's own passages, scored by the base model.
+
+    Only training passages are candidates, so nothing of the dev or test split leaks into
+    training; a passage that is a positive of the same question is never a negative."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    h, c = p.train.hard_negatives, p.common
+    pairs = Dataset.from_dict(
+        {"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}
+    )
+    corpus = sorted({r["positive"] for r in rows})
+    mined = mine_hard_negatives(
+        pairs,
+        model,
+        anchor_column_name="anchor",
+        positive_column_name="positive",
+        corpus=corpus,
+        range_min=h.range_min,
+        range_max=min(h.range_max, len(corpus)),
+        relative_margin=h.relative_margin,
+        num_negatives=h.candidates,
+        sampling_strategy="top",
+        query_prompt=c.query_prompt or None,
+        corpus_prompt=c.document_prompt or None,
+        output_format="n-tuple",
+        batch_size=c.eval_batch_size,
+        verbose=False,
+    )
+    out = pick_negatives(list(mined), h.candidates, relevant_texts(rows))
+    print(f"train: mined a hard negative for {len(out)} of {len(rows)} training pairs")
+    if not out:
+        raise StageError(
+            "train: hard negative mining found no usable negative; lower "
+            "train.hard_negatives.relative_margin or raise range_max"
+        )
+    return out
 
 
 def precision_settings(choice: str, cuda: bool, bf16_ok: bool) -> dict:
@@ -264,6 +333,8 @@ def train(
             dvcyaml=None,
             report=None,
         )
+    if p.train.hard_negatives.enabled:
+        rows = mine_negatives(model, rows, p)
     trainer = build_trainer(model, rows, dev, p, checkpoints, live)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     best = trainer.state.best_model_checkpoint

@@ -35,3 +35,19 @@ def minilm_dir():
 @pytest.fixture
 def toy_csv(tmp_path):
     return write_csv(tmp_path / "pairs.csv", toy_rows())
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory, tiny_model_dir):
+    """The whole DAG reproduced once with the real `dvc repro` on the tiny profile, and
+    committed. Returns (project, first run's output). Tests that change the project put it
+    back (git checkout + dvc checkout) before they end."""
+    from tests.pipeline import make_project, run, tiny_params
+
+    root = tmp_path_factory.mktemp("e2e")
+    data = write_csv(root / "pairs.csv", toy_rows(40, 3))
+    project = make_project(root / "project", tiny_params(tiny_model_dir, data))
+    first = run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "reproduced"], project)
+    return project, first

@@ -12,17 +12,6 @@ pytestmark = pytest.mark.slow
 METRICS = 15
 
 
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory, tiny_model_dir):
-    from tests.tiny import toy_rows, write_csv
-
-    root = tmp_path_factory.mktemp("e2e")
-    data = write_csv(root / "pairs.csv", toy_rows(40, 3))
-    project = make_project(root / "project", tiny_params(tiny_model_dir, data))
-    first = run(["dvc", "repro"], project)
-    return project, first
-
-
 def test_every_output_exists(reproduced):
     project, _ = reproduced
     for path in [

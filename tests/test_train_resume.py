@@ -36,7 +36,7 @@ def _weights(path):
 
 
 def test_killed_training_resumes_to_identical_weights(tmp_path, tiny_model_dir):
-    data = write_csv(tmp_path / "pairs.csv", toy_rows(200, 3))
+    data = write_csv(tmp_path / "pairs.csv", toy_rows(100, 3))
     p = tiny_params(tiny_model_dir, data)
     p["train"].update(epochs=3, logging_steps=10)
     project = make_project(tmp_path / "project", p)
