@@ -41,3 +41,22 @@ def test_a_question_asked_of_two_chunks_has_both_relevant_and_appears_once():
     _, holders = build_ir_eval.build_corpus(pairs, "unique")
     q = build_ir_eval.build_queries(pairs[2:], pairs, holders)
     assert q == {"queries": {"q2": "what court heard it?"}, "relevant_docs": {"q2": ["c2", "c3"]}}
+
+
+def test_rows_corpus_distorts_recall_and_precision_for_the_same_perfect_ranking():
+    """The duplicated-relevance effect on numbers: a retriever that ranks the right passage
+    first scores recall@1 = 1 on the unique corpus but only 0.5 on the rows corpus (two
+    copies are "relevant"), while precision@3 doubles from 1/3 to 2/3."""
+    from embedtune.retrieval import score_hits
+
+    pairs = _pairs()
+    scores = {}
+    for mode in ("unique", "rows"):
+        corpus, holders = build_ir_eval.build_corpus(pairs, mode)
+        rel = set(build_ir_eval.build_queries(pairs[:1], pairs, holders)["relevant_docs"]["q0"])
+        # Perfect ranking: every copy of the passage first, then the rest in corpus order.
+        hits = sorted(corpus, key=lambda cid: (cid not in rel, cid))
+        scores[mode], _ = score_hits([hits], [rel])
+    assert scores["unique"]["recall@1"] == 1.0 and scores["rows"]["recall@1"] == 0.5
+    assert scores["unique"]["precision@3"] == 1 / 3 and scores["rows"]["precision@3"] == 2 / 3
+    assert scores["unique"]["ndcg@10"] == scores["rows"]["ndcg@10"] == 1.0
