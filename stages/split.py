@@ -35,6 +35,13 @@ def split_pairs(pairs: list[dict], cfg: params.Split, seed: int) -> dict[str, li
     rows = [dict(p, id=i) for i, p in enumerate(pairs)]
     key = GROUP_KEY.get(cfg.strategy)
     groups = [r[key] for r in rows] if key else None
+    anchors = [r["anchor"] for r in rows]
+    if groups is None and len(set(anchors)) < len(anchors):
+        # Real data often asks one question of several passages. A row split would put the
+        # same question on both sides and the model would be tested on a question it trained
+        # on, so rows sharing a question stay together. (Data with unique questions keeps the
+        # plain row split, identical to the reference's.)
+        groups = anchors
     if len(rows) < 3:
         raise StageError(f"split: only {len(rows)} pairs; need at least 3")
     rest, test = _cut(list(range(len(rows))), groups, cfg.test_size, seed)

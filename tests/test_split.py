@@ -58,3 +58,23 @@ def test_random_split_does_leak_chunks_as_documented():
 def test_too_little_data_is_a_clear_error():
     with pytest.raises(StageError, match="only 2 pairs"):
         split.split_pairs(_pairs(2, 1), params.Split("random", 0.5, 0.0), seed=0)
+
+
+def test_random_split_keeps_a_repeated_question_on_one_side():
+    pairs = _pairs(60, 2)
+    for i in range(0, 60, 3):  # a question asked of two passages, twenty times over
+        pairs[i * 2 + 1]["anchor"] = pairs[(i + 1) * 2]["anchor"]
+    for seed in range(5):
+        parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.1), seed=seed)
+        sides = {n: {r["anchor"] for r in rows} for n, rows in parts.items()}
+        assert not sides["train"] & sides["test"] and not sides["train"] & sides["dev"]
+        assert not sides["dev"] & sides["test"]
+
+
+def test_random_split_of_unique_questions_is_the_plain_row_split():
+    from sklearn.model_selection import train_test_split
+
+    pairs = _pairs(50, 2)
+    parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.0), seed=3)
+    _, held = train_test_split(list(range(len(pairs))), test_size=0.2, random_state=3)
+    assert sorted(r["id"] for r in parts["test"]) == sorted(held)
