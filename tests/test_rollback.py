@@ -216,3 +216,10 @@ def test_project_default_remote_verifies_and_lives_outside_the_repo():
         # the workspace, where `git clean` or a fresh checkout would take it away.
         resolved = Path(os.path.normpath(ROOT / ".dvc" / url))
         assert ROOT not in resolved.parents and resolved != ROOT, resolved
+
+
+def test_readme_shows_the_commands_tested_here():
+    """The rollback commands above are the README's, character for character."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert ROLLBACK in readme
+    assert ROLLBACK_MAIN in readme
