@@ -90,7 +90,7 @@ def versus_base(
     model and this one's, paired per test query; or one line saying why it cannot run."""
     from tabulate import tabulate
 
-    from embedtune.stats import paired_test
+    from embedtune.stats import paired_test, signed, significance_cells
 
     title = "### Fine-tuned model: this branch vs base, per test query\n\n"
     if base_scores is None or head_scores is None:
@@ -113,10 +113,8 @@ def versus_base(
                 int(key.removeprefix("dim_")),
                 f"{sum(b) / len(b):.4f}",
                 f"{sum(h) / len(h):.4f}",
-                f"{t['mean_diff']:+.4f}",
-                f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]",
-                f"{t['p_value']:.4f}",
-                "yes" if t["significant"] else "**no** (could be noise)",
+                signed(t["mean_diff"]),
+                *significance_cells(t),
             ]
         )
     if not rows:

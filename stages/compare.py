@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from embedtune import io, params
 from embedtune.params import METRIC_NAMES
-from embedtune.stats import ALPHA, RESAMPLES, paired_test
+from embedtune.stats import ALPHA, RESAMPLES, paired_test, signed, significance_cells
 
 
 def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) -> dict[str, dict]:
@@ -70,11 +70,9 @@ def render_report(
                 "n/a" if bm25 is None else f"{bm25:.4f}",
                 f"{r['base']:.4f}",
                 f"{r['finetuned']:.4f}",
-                f"{r['change']:+.4f}",
+                signed(r["change"]),
                 _pct(r["change_pct"]),
-                f"[{s['ci_low']:+.4f}, {s['ci_high']:+.4f}]",
-                f"{s['p_value']:.4f}",
-                "yes" if s["significant"] else "**no** (could be noise)",
+                *significance_cells(s),
             ]
         )
     lines = [
@@ -103,7 +101,7 @@ def render_report(
                     m,
                     f"{r['base']:.4f}",
                     f"{r['finetuned']:.4f}",
-                    f"{r['change']:+.4f}",
+                    signed(r["change"]),
                     _pct(r["change_pct"]),
                 ]
             )
