@@ -1,4 +1,4 @@
-"""train's pure parts: column order and precision choice."""
+"""train's own parts: column order, precision choice and the configured trainer."""
 
 from __future__ import annotations
 
@@ -72,41 +72,7 @@ def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
     assert all(x.startswith("camera ") for x in positives), positives
 
 
-def test_pick_negatives_skips_passages_relevant_to_the_question():
-    relevant = {"q1": {"p1", "p2"}, "q2": {"p3"}}
-    mined = [
-        {"anchor": "q1", "positive": "p1", "negative_1": "p2", "negative_2": "p4"},
-        {"anchor": "q2", "positive": "p3", "negative_1": "p3", "negative_2": None},
-    ]
-    assert train.pick_negatives(mined, 2, relevant) == [
-        {"anchor": "q1", "positive": "p1", "negative": "p4"}  # p2 answers q1 too: not a negative
-    ]
-
-
-def test_mined_negatives_come_from_train_and_are_never_relevant(tiny_model_dir):
-    import dataclasses
-
-    from sentence_transformers import SentenceTransformer
-
-    from embedtune import params
-    from tests.tiny import toy_rows
-
-    p = params.load("params.yaml")
-    hn = dataclasses.replace(p.train.hard_negatives, enabled=True, relative_margin=0.0)
-    p = dataclasses.replace(p, train=dataclasses.replace(p.train, hard_negatives=hn))
-    rows = [{"anchor": r["question"], "positive": r["text"]} for r in toy_rows(12, 3)]
-    # One question asked of two passages: the other passage must never be its negative.
-    rows.append({"anchor": rows[0]["anchor"], "positive": rows[3]["positive"]})
-    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
-    mined = train.mine_negatives(model, rows, p)
-    assert len(mined) >= len(rows) // 2
-    relevant = train.relevant_texts(rows)
-    passages = {r["positive"] for r in rows}
-    for r in mined:
-        assert r["negative"] in passages
-        assert r["negative"] not in relevant[r["anchor"]]
-    assert list(train.training_pairs(mined, "anchor_positive")) == [
-        "anchor",
-        "positive",
-        "negative",
-    ]
+def test_a_mined_negative_comes_last_in_either_order():
+    rows = [{"anchor": "q", "positive": "p", "negative": "n"}]
+    assert list(train.training_pairs(rows, "anchor_positive")) == ["anchor", "positive", "negative"]
+    assert list(train.training_pairs(rows, "positive_anchor")) == ["positive", "anchor", "negative"]

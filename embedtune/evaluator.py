@@ -1,0 +1,33 @@
+"""The train stage's evaluator: retrieval metrics at every Matryoshka dimension from one
+encoding pass, in the form sentence-transformers' trainer expects.
+
+sentence-transformers is imported at the top because MatryoshkaIR must subclass its
+BaseEvaluator at module level; stages/train.py therefore imports this module only inside
+build_trainer, so the stage module itself still imports quickly (it is imported before the
+stage's signal handler is installed).
+"""
+
+from __future__ import annotations
+
+from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
+
+from embedtune import params, retrieval
+
+
+class MatryoshkaIR(BaseEvaluator):
+    """Scores ``data`` at every dimension of ``common.dims`` as ``dim_<d>_cosine_<metric>``;
+    ``primary`` (one of those keys) is the metric that picks the best checkpoint."""
+
+    def __init__(self, data: retrieval.IRData, common: params.Common, primary: str) -> None:
+        super().__init__()
+        self.data = data
+        self.common = common
+        self.primary_metric = primary
+
+    def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]:
+        """Encode queries and corpus once and return every dimension's metrics."""
+        c = self.common
+        results = retrieval.evaluate_model(
+            model, self.data, c.dims, c.eval_batch_size, c.query_prompt, c.document_prompt
+        )
+        return {f"dim_{d}_cosine_{k}": v for d, (m, _) in results.items() for k, v in m.items()}

@@ -1,0 +1,71 @@
+"""Hard-negative mining: negatives come from the training passages and never answer the
+question."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from embedtune import params
+from embedtune.errors import StageError
+from embedtune.mining import mine_negatives, pick_negatives, relevant_texts
+from tests.tiny import toy_rows
+
+
+def _mining_params(**changes):
+    p = params.load("params.yaml")
+    hn = dataclasses.replace(p.train.hard_negatives, enabled=True, **changes)
+    return dataclasses.replace(p, train=dataclasses.replace(p.train, hard_negatives=hn))
+
+
+def test_relevant_texts_gathers_every_passage_of_a_question():
+    rows = [
+        {"anchor": "q1", "positive": "p1"},
+        {"anchor": "q2", "positive": "p2"},
+        {"anchor": "q1", "positive": "p3"},
+    ]
+    assert relevant_texts(rows) == {"q1": {"p1", "p3"}, "q2": {"p2"}}
+
+
+def test_pick_negatives_skips_passages_relevant_to_the_question():
+    relevant = {"q1": {"p1", "p2"}, "q2": {"p3"}}
+    mined = [
+        {"anchor": "q1", "positive": "p1", "negative_1": "p2", "negative_2": "p4"},
+        {"anchor": "q2", "positive": "p3", "negative_1": "p3", "negative_2": None},
+    ]
+    assert pick_negatives(mined, 2, relevant) == [
+        {"anchor": "q1", "positive": "p1", "negative": "p4"}  # p2 answers q1 too: not a negative
+    ]
+
+
+def test_mined_negatives_come_from_train_and_are_never_relevant(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    p = _mining_params(relative_margin=0.0)
+    rows = [{"anchor": r["question"], "positive": r["text"]} for r in toy_rows(12, 3)]
+    # One question asked of two passages: the other passage must never be its negative.
+    rows.append({"anchor": rows[0]["anchor"], "positive": rows[3]["positive"]})
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    mined = mine_negatives(model, rows, p)
+    assert len(mined) >= len(rows) // 2
+    relevant = relevant_texts(rows)
+    passages = {r["positive"] for r in rows}
+    for r in mined:
+        assert list(r) == ["anchor", "positive", "negative"]
+        assert r["negative"] in passages
+        assert r["negative"] not in relevant[r["anchor"]]
+
+
+def test_no_usable_negative_is_an_error(monkeypatch):
+    import sentence_transformers.util
+
+    p = _mining_params()
+    rows = [{"anchor": "q1", "positive": "p1"}, {"anchor": "q1", "positive": "p2"}]
+
+    def only_relevant_candidates(pairs, model, **kwargs):
+        return [{"anchor": "q1", "positive": "p1", "negative_1": "p2"}]
+
+    monkeypatch.setattr(sentence_transformers.util, "mine_hard_negatives", only_relevant_candidates)
+    with pytest.raises(StageError, match="found no usable negative"):
+        mine_negatives(None, rows, p)
