@@ -62,6 +62,9 @@ class Fetch:
     revision: str | None
     split: str | None
     columns: Columns
+    # Share of passage tokens beyond common.max_seq_length that fails the run (null: the
+    # share is reported and warned about, never an error).
+    max_truncated_share: float | None
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def _check(p: Params) -> None:
         raise StageError(
             "params keys 'fetch.name', 'fetch.revision', 'fetch.split': required for 'hub'"
         )
+    if f.max_truncated_share is not None and not 0 <= f.max_truncated_share <= 1:
+        raise StageError("params key 'fetch.max_truncated_share': want a share 0..1 or null")
     s = p.split
     if not 0 < s.test_size < 1 or not 0 <= s.dev_size < 1 or s.test_size + s.dev_size >= 1:
         raise StageError(

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from embedtune import io
+
+if TYPE_CHECKING:  # torch takes seconds to import: only the functions that use it do
+    import torch
 
 ACCURACY_K = (1, 3, 5, 10)
 PRECISION_RECALL_K = (1, 3, 5, 10)
@@ -46,6 +49,8 @@ def ranked_hits(
     queries: torch.Tensor, corpus: torch.Tensor, corpus_ids: list[str], k: int
 ) -> list[list[str]]:
     """Top-k corpus ids per query by cosine, ties by ascending id like the evaluator."""
+    import torch
+
     q = torch.nn.functional.normalize(queries.float(), dim=-1)
     c = torch.nn.functional.normalize(corpus.float(), dim=-1)
     k = min(k, c.shape[0])

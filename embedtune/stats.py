@@ -9,7 +9,6 @@ gigabytes.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 RESAMPLES = 10_000
 ALPHA = 0.05
@@ -19,6 +18,8 @@ CELLS = 4_000_000  # resampled values held at once (~32 MB of float64)
 def paired_test(base: list[float], tuned: list[float], seed: int) -> dict[str, float]:
     """Mean difference (tuned - base), its 95% bootstrap CI and a sign-flip permutation
     p-value; ``significant`` when p < ALPHA and the CI excludes 0."""
+    from scipy import stats  # slow to import; compare imports this module at start-up
+
     diff = np.asarray(tuned, dtype=float) - np.asarray(base, dtype=float)
     n = len(diff)
     if n == 0:

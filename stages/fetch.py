@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from embedtune import io, params
+from embedtune import io, params, truncation
 from embedtune.errors import StageError
 
 SAMPLE_PATH = Path("sample/legal_sample.csv.gz")
@@ -50,14 +50,16 @@ def read_records(path: Path) -> list[Record]:
                 encoding="utf-8-sig",
                 sep="\t" if ".tsv" in name else ",",
             )
-            frame.columns = [str(c).strip() for c in frame.columns]
+            frame.columns = _unique_header(path, _csv_header(path, name), len(frame.columns))
             return [(f"row {i + 1}", r) for i, r in enumerate(frame.to_dict("records"))]
         if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
             return list(_read_jsonl(path))
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            rows = pq.read_table(path).to_pylist()
+            table = pq.read_table(path)
+            _unique_header(path, table.column_names, table.num_columns)
+            rows = table.to_pylist()
             return [(f"row {i + 1}", r) for i, r in enumerate(rows)]
     except StageError:
         raise
@@ -70,6 +72,49 @@ def read_records(path: Path) -> list[Record]:
     )
 
 
+def _csv_header(path: Path, name: str) -> list[str]:
+    """The header row as written: pandas renames a repeated name (``anchor``, ``anchor.1``),
+    which would silently keep one of two columns under the mapped name."""
+    import pandas as pd
+
+    head = pd.read_csv(
+        path,
+        header=None,
+        nrows=1,
+        dtype=str,
+        keep_default_na=False,
+        encoding="utf-8-sig",
+        sep="\t" if ".tsv" in name else ",",
+    )
+    return [str(c) for c in head.iloc[0]] if len(head) else []
+
+
+def _unique_header(path: Path, names: list[str], expected: int) -> list[str]:
+    """Stripped column names; an error naming the file and the column when one repeats."""
+    names = [n.strip() for n in names]
+    seen: dict[str, int] = {}
+    for i, col in enumerate(names, start=1):
+        if col in seen:
+            raise StageError(
+                f"{path}: header: column {col!r} appears twice (columns {seen[col]} and {i}); "
+                "rename one so each column has one name"
+            )
+        seen[col] = i
+    if len(names) != expected:
+        raise StageError(f"{path}: header: {len(names)} names for {expected} columns")
+    return names
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads hook: a repeated key in one object is an error, not "last one wins"."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def _read_jsonl(path: Path) -> Iterable[Record]:
     import gzip
 
@@ -79,9 +124,11 @@ def _read_jsonl(path: Path) -> Iterable[Record]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, object_pairs_hook=_no_repeated_keys)
             except json.JSONDecodeError as exc:
                 raise StageError(f"{path}: line {n}: malformed JSON: {exc.msg}") from exc
+            except ValueError as exc:
+                raise StageError(f"{path}: line {n}: {exc}") from exc
             if not isinstance(row, dict):
                 raise StageError(f"{path}: line {n}: expected a JSON object")
             yield f"line {n}", row
@@ -278,6 +325,19 @@ def fetch_model(src: params.ModelSource, dest: Path) -> str:
     return label
 
 
+def measure_truncation(pairs: list[dict], model_dir: Path, common: params.Common) -> dict:
+    """What ``common.max_seq_length`` cuts off these pairs, in the model's own tokens."""
+    passages = {r["chunk_id"]: r["positive"] for r in pairs}
+    return truncation.report(
+        sorted({r["anchor"] for r in pairs}),
+        passages,
+        truncation.token_counter(model_dir),
+        common.max_seq_length,
+        common.query_prompt,
+        common.document_prompt,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
@@ -289,13 +349,22 @@ def main(argv: list[str] | None = None) -> None:
     pairs = validate_pairs(records, p.fetch.columns, label)
     with io.atomic_path(args.model_out) as tmp_model:
         model_label = fetch_model(p.common.model, tmp_model)
+        cut = measure_truncation(pairs, tmp_model, p.common)
+        print(("fetch: warning: " if cut["passages_cut"] else "fetch: ") + truncation.describe(cut))
+        truncation.check(cut, p.fetch.max_truncated_share, label)
         n_chunks = len({r["chunk_id"] for r in pairs})
         with io.atomic_path(args.out) as tmp:
             tmp.mkdir()
             io.write_jsonl(tmp / "pairs.jsonl", pairs)
             # Provenance: which data and model this version was built from (for a Hub
             # source, the commit the revision resolved to).
-            source = {"data": label, "model": model_label, "pairs": len(pairs), "chunks": n_chunks}
+            source = {
+                "data": label,
+                "model": model_label,
+                "pairs": len(pairs),
+                "chunks": n_chunks,
+                "truncation": cut,
+            }
             io.write_json(tmp / "source.json", source)
     print(
         f"fetch: {len(pairs)} pairs over {n_chunks} chunks from {label}; model -> {args.model_out}"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
-
 from embedtune import io, params
 from embedtune.errors import StageError
 
@@ -20,6 +18,10 @@ GROUP_KEY = {"by_chunk": "chunk_id", "by_document": "document_id"}
 
 def _cut(indices: list[int], groups: list[str] | None, size: float, seed: int) -> tuple[list, list]:
     """Split ``indices`` into (rest, held_out) with ``size`` of them (or of groups) held out."""
+    # Imported here: scikit-learn takes a second to import, and a stage module is imported
+    # before its interrupt handling is in place.
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
     if groups is None:
         rest, held = train_test_split(indices, test_size=size, random_state=seed, shuffle=True)
         return sorted(rest), sorted(held)

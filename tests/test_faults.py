@@ -39,17 +39,53 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
-def _set_learning_rate(repo: Path, lr: float) -> None:
+def _set_train(repo: Path, **values) -> None:
     p = yaml.safe_load((repo / "params.yaml").read_text())
-    p["train"]["learning_rate"] = lr
+    p["train"].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
 
 
-def _interrupt_train(repo: Path, sig: int, tmp_path: Path) -> int:
-    """Start `dvc repro`, send ``sig`` to its process group once training is under way,
-    return the exit status."""
-    log = tmp_path / "repro.log"
-    started = time.time_ns()
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in the process group. A stage can
+    outlive `dvc repro` (SIGTERM kills DVC at once while the stage cleans up), and the
+    next step must not race with it. Read from /proc: a zombie nobody reaps still counts
+    for os.killpg(pgid, 0)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            return True
+    return False
+
+
+def _written_since(path: Path, t0: int) -> bool:
+    return path.is_file() and path.stat().st_mtime_ns >= t0 and path.stat().st_size > 0
+
+
+# Moments in the train stage a signal can hit, each recognised by what the stage leaves on
+# disk (never by elapsed time): inputs read and the trainer being built (the checkpoint
+# fingerprint is stamped); optimizer steps under way (dvclive has logged a training loss);
+# a checkpoint being saved (a new checkpoint folder has appeared).
+def _inputs_read(ckpts: Path, t0: int, _before: set[str]) -> bool:
+    return _written_since(ckpts / "fingerprint", t0)
+
+
+def _training(ckpts: Path, t0: int, _before: set[str]) -> bool:
+    return _written_since(ckpts / "live" / "plots" / "metrics" / "loss.tsv", t0)
+
+
+def _saving(ckpts: Path, _t0: int, before: set[str]) -> bool:
+    return bool({c.name for c in ckpts.glob("checkpoint-*")} - before)
+
+
+def _interrupt_train(repo: Path, sig: int, moment, log: Path) -> int:
+    """Start `dvc repro`, send ``sig`` to its process group at ``moment`` of the train
+    stage, wait until every process of the group has ended; return dvc's exit status."""
+    ckpts = repo / "checkpoints" / "train"
+    before = {c.name for c in ckpts.glob("checkpoint-*")}
+    t0 = time.time_ns()
     with open(log, "w") as fh:
         proc = subprocess.Popen(
             ["dvc", "repro"],
@@ -59,21 +95,22 @@ def _interrupt_train(repo: Path, sig: int, tmp_path: Path) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.time() + 240
-    # The stage stamps checkpoints/train/fingerprint when it has read its inputs and is about
-    # to start the trainer (the folder itself outlives an interrupted run, for resume).
-    stamp = repo / "checkpoints" / "train" / "fingerprint"
-    while not (stamp.is_file() and stamp.stat().st_mtime_ns >= started):
-        assert proc.poll() is None, log.read_text()
-        assert time.time() < deadline, "the train stage never started"
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, "train finished before the signal: make the run longer"
-    os.killpg(proc.pid, sig)
     try:
-        return proc.wait(timeout=120)
+        # A hang guard only: the run is far longer than this, and the wait ends on an event.
+        deadline = time.monotonic() + 900
+        while not moment(ckpts, t0, before):
+            assert proc.poll() is None, f"dvc repro ended before {moment.__name__}:\n" + (
+                log.read_text()
+            )
+            assert time.monotonic() < deadline, f"no {moment.__name__} after 900 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, sig)
+        code = proc.wait(timeout=300)
+        while _group_alive(proc.pid):
+            time.sleep(0.05)
+        return code
     finally:
-        if proc.poll() is None:
+        if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -97,27 +134,39 @@ def test_fetch_split_and_build_ir_eval_are_deterministic(project):
 
 
 def test_interrupts_leave_no_partial_output_and_repro_recovers(project, tmp_path):
-    """SIGINT, then SIGTERM, then SIGKILL, each during the train stage of a fresh
-    `dvc repro`: every one exits non-zero, leaves dvc.lock as it was and no model (nor its
-    temporary) under the declared out, and the next `dvc repro` starts cleanly. After the
-    last, a plain `dvc repro` completes with no manual cleanup. (One chain rather than three
-    tests: each recovery costs a full training run.)"""
+    """Signals at each moment of the train stage of a fresh `dvc repro`: every one exits
+    non-zero, says it was interrupted, leaves dvc.lock as it was and no model (nor its
+    temporary) under the declared out, and the next `dvc repro` starts cleanly. Then a
+    plain `dvc repro` of a short run completes with no manual cleanup.
+
+    The interrupted runs train for 10,000 epochs (hours), so no signal can arrive after
+    training has finished, however fast the machine; the recovery trains the usual 2. (One
+    chain rather than separate tests: each recovery costs a full training run.)"""
     lock = (project / "dvc.lock").read_bytes()
-    _set_learning_rate(project, 3e-3)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        code = _interrupt_train(project, sig, tmp_path)
-        name = signal.Signals(sig).name
-        assert code != 0, (name, (tmp_path / "repro.log").read_text())
+    _set_train(project, learning_rate=3e-3, epochs=10_000)
+    chain = (
+        (signal.SIGINT, _inputs_read),
+        (signal.SIGTERM, _training),
+        (signal.SIGINT, _saving),
+        (signal.SIGINT, _training),
+        (signal.SIGKILL, _training),
+    )
+    for sig, moment in chain:
+        log = tmp_path / "repro.log"
+        code = _interrupt_train(project, sig, moment, log)
+        what = f"{signal.Signals(sig).name} at {moment.__name__}"
+        assert code != 0, (what, log.read_text())
         if sig == signal.SIGKILL:
-            assert code == -signal.SIGKILL
+            assert code == -signal.SIGKILL, what
         else:
-            assert "interrupted: no output was written" in (tmp_path / "repro.log").read_text()
-        assert (project / "dvc.lock").read_bytes() == lock, f"{name}: dvc.lock changed"
+            assert "interrupted: no output was written" in log.read_text(), (what, log.read_text())
+        assert (project / "dvc.lock").read_bytes() == lock, f"{what}: dvc.lock changed"
         # DVC removed the old model before running train; the stage must not have left a
         # new (partial) one, nor its temporary, in the declared out's place.
-        assert not (project / "models" / "finetuned").exists(), name
+        assert not (project / "models" / "finetuned").exists(), what
         if sig != signal.SIGKILL:
-            assert not (project / "models" / ".finetuned.tmp").exists(), name
+            assert not (project / "models" / ".finetuned.tmp").exists(), what
+    _set_train(project, epochs=2)
     _assert_recovers(project)
 
 

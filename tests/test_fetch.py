@@ -166,3 +166,72 @@ def test_one_text_under_two_chunk_ids_is_reported(tmp_path, capsys):
     assert len(pairs) == 6
     out = capsys.readouterr().out
     assert "1 passage text(s)" in out and "row 1 and row 5" in out
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_a_repeated_header_name_is_an_error_naming_file_and_column(tmp_path, sep):
+    suffix = "csv" if sep == "," else "tsv"
+    path = tmp_path / f"dup.{suffix}"
+    path.write_text(
+        sep.join(["question", "text", "question", "global_chunk_id"]) + "\n"
+        + sep.join(["first question?", "a passage", "second question?", "1"]) + "\n"
+    )  # fmt: skip
+    with pytest.raises(StageError) as err:
+        fetch.read_records(path)
+    assert str(err.value) == (
+        f"{path}: header: column 'question' appears twice (columns 1 and 3); "
+        "rename one so each column has one name"
+    )
+
+
+def test_a_repeated_key_in_a_jsonl_object_is_an_error(tmp_path):
+    path = tmp_path / "dup.jsonl"
+    path.write_text(
+        '{"question": "q?", "text": "t", "global_chunk_id": 1, "case_name": "c"}\n'
+        '{"question": "q?", "question": "other?", "text": "t", "global_chunk_id": 1}\n'
+    )
+    with pytest.raises(StageError, match=r"dup\.jsonl: line 2: key 'question' appears twice"):
+        fetch.read_records(path)
+
+
+def _fetch_main(tmp_path, data_path, model_dir, **fetch_params):
+    cfg = tmp_path / "params.yaml"
+    data = yaml.safe_load(Path("params.yaml").read_text())
+    data["fetch"].update(source="file", path=str(data_path), **fetch_params)
+    data["common"]["model"].update(source="local", path=str(model_dir))
+    data["common"]["max_seq_length"] = 12
+    cfg.write_text(yaml.safe_dump(data))
+    out, model_out = tmp_path / "data" / "fetch", tmp_path / "models" / "base"
+    argv = ["--params", str(cfg), "--out", str(out), "--model-out", str(model_out)]
+    return io.run_stage(fetch.main, argv), out, model_out
+
+
+def test_over_length_texts_are_counted_printed_and_recorded(tmp_path, tiny_model_dir, capsys):
+    # Toy passages are 13 words (15 tokens with [CLS] and [SEP]); questions 5 words + "?".
+    rows = toy_rows(4, 2)
+    rows[0]["question"] = rows[1]["question"] = " ".join(["court"] * 20)
+    code, out, _ = _fetch_main(tmp_path, write_csv(tmp_path / "p.csv", rows), tiny_model_dir)
+    assert code == 0
+    cut = io.read_json(out / "source.json")["truncation"]
+    assert cut["passages"] == 4 and cut["passages_cut"] == 4
+    assert cut["questions_cut"] == 1  # the two long questions are one distinct text
+    assert cut["passage_tokens"] == 4 * 15 and cut["passage_tokens_lost"] == 4 * 3
+    assert cut["passage_share_lost"] == pytest.approx(0.2)
+    assert (
+        "fetch: warning: 4 of 4 passages and 1 of 7 questions are longer than "
+        "common.max_seq_length=12 tokens; 20.0% of passage tokens are cut off"
+    ) in capsys.readouterr().out
+
+
+def test_a_cut_share_above_the_limit_fails_and_writes_nothing(tmp_path, tiny_model_dir, capsys):
+    path = write_csv(tmp_path / "p.csv", toy_rows(4, 2))
+    code, out, model_out = _fetch_main(tmp_path, path, tiny_model_dir, max_truncated_share=0.1)
+    assert code == 1
+    assert not out.exists() and not model_out.exists()
+    assert list(tmp_path.rglob(".*.tmp")) == []
+    assert (
+        f"error: {path}: 20.0% of passage tokens lie beyond common.max_seq_length=12 "
+        "(limit: params key 'fetch.max_truncated_share' = 0.1)"
+    ) in capsys.readouterr().err
+    code, out, _ = _fetch_main(tmp_path, path, tiny_model_dir, max_truncated_share=0.25)
+    assert code == 0 and (out / "pairs.jsonl").is_file()
