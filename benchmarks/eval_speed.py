@@ -29,12 +29,12 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    from embedtune import params, retrieval
+    from embedtune import params, records, retrieval
     from stages import fetch
 
     dims = [int(d) for d in args.dims.split(",")]
     cols = params.Columns("question", "text", "global_chunk_id", None)
-    pairs = fetch.validate_pairs(fetch.read_records(Path(args.data)), cols, args.data)
+    pairs = fetch.validate_pairs(records.read_records(Path(args.data)), cols, args.data)
     corpus = {p["chunk_id"]: p["positive"] for p in pairs}
     chosen = pairs[:: max(1, len(pairs) // args.queries)][: args.queries]
     queries = {f"q{i}": p["anchor"] for i, p in enumerate(chosen)}

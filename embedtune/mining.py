@@ -34,11 +34,14 @@ def pick_negatives(mined: list[dict], candidates: int, relevant: dict[str, set[s
     return out
 
 
-def mine_negatives(model, rows: list[dict], p: params.Params) -> list[dict]:
-    """Hard negatives from the training split's own passages, scored by the base model.
-
-    Only training passages are candidates, so nothing of the dev or test split leaks into
-    training; a passage that is a positive of the same question is never a negative."""
+def mine_negatives(
+    model, rows: list[dict], p: params.Params, pool: list[str] | None = None
+) -> list[dict]:
+    """Hard negatives scored by the base model, drawn from ``pool`` (the knowledge-base
+    passages the split allows training to see: under by_chunk / by_document none of a dev
+    or test chunk or document) or, without one, from the training split's own passages.
+    A passage relevant to the question (paired with it anywhere in training) is never its
+    negative."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
@@ -46,7 +49,7 @@ def mine_negatives(model, rows: list[dict], p: params.Params) -> list[dict]:
     pairs = Dataset.from_dict(
         {"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}
     )
-    corpus = sorted({r["positive"] for r in rows})
+    corpus = sorted(set(pool) if pool is not None else {r["positive"] for r in rows})
     mined = mine_hard_negatives(
         pairs,
         model,
@@ -65,7 +68,10 @@ def mine_negatives(model, rows: list[dict], p: params.Params) -> list[dict]:
         verbose=False,
     )
     out = pick_negatives(list(mined), h.candidates, relevant_texts(rows))
-    print(f"train: mined a hard negative for {len(out)} of {len(rows)} training pairs")
+    print(
+        f"train: mined a hard negative for {len(out)} of {len(rows)} training pairs from "
+        f"{len(corpus)} candidate passages"
+    )
     if not out:
         raise StageError(
             "train: hard negative mining found no usable negative; lower "

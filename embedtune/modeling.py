@@ -59,7 +59,7 @@ def run_eval(
 
     model = load_model(model_dir, common)
     data = retrieval.IRData.load(ir_dir, "test")
-    results = retrieval.evaluate_model(
+    results, labelled = retrieval.evaluate_model_both(
         model,
         data,
         common.dims,
@@ -68,12 +68,17 @@ def run_eval(
         common.document_prompt,
     )
     metrics = retrieval.flat_metrics(results)
+    if labelled is not None:  # the corpus before the knowledge base: the gap is the point
+        metrics.update({f"labelled_{k}": v for k, v in retrieval.flat_metrics(labelled).items()})
     qids = [q for q in data.queries if data.relevant_docs.get(q)]
     per_query = {f"dim_{d}": dict(zip(qids, ndcg, strict=True)) for d, (_, ndcg) in results.items()}
     if bm25:
         lexical, lexical_ndcg = retrieval.bm25_results(data)
         metrics.update({f"bm25_{k}": round(v, 6) for k, v in lexical.items()})
         per_query["bm25"] = dict(zip(qids, lexical_ndcg, strict=True))
+        if labelled is not None:
+            lexical, _ = retrieval.bm25_results(data.labelled_only())
+            metrics.update({f"labelled_bm25_{k}": round(v, 6) for k, v in lexical.items()})
     io.write_json(per_query_out, per_query)
     io.write_json(out, metrics)
     return metrics

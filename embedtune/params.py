@@ -55,6 +55,23 @@ class Columns:
 
 
 @dataclass(frozen=True)
+class CorpusColumns:
+    id: str | None  # null: passages are identified by their text
+    text: str
+    document_id: str | None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The knowledge base retrieval searches. ``pairs``: only the passages that have
+    questions; ``file``: every passage of ``path``, labelled or not."""
+
+    source: Literal["pairs", "file"]
+    path: str | None
+    columns: CorpusColumns
+
+
+@dataclass(frozen=True)
 class Fetch:
     source: Literal["sample", "file", "hub"]
     path: str | None
@@ -65,6 +82,7 @@ class Fetch:
     # Share of passage tokens beyond common.max_seq_length that fails the run (null: the
     # share is reported and warned about, never an error).
     max_truncated_share: float | None
+    corpus: Corpus
 
 
 @dataclass(frozen=True)
@@ -199,6 +217,8 @@ def _check(p: Params) -> None:
         raise StageError(
             "params keys 'fetch.name', 'fetch.revision', 'fetch.split': required for 'hub'"
         )
+    if f.corpus.source == "file" and not f.corpus.path:
+        raise StageError("params key 'fetch.corpus.path': required when source is 'file'")
     if f.max_truncated_share is not None and not 0 <= f.max_truncated_share <= 1:
         raise StageError("params key 'fetch.max_truncated_share': want a share 0..1 or null")
     s = p.split

@@ -24,7 +24,8 @@ ACCURACY_K = (1, 3, 5, 10)
 PRECISION_RECALL_K = (1, 3, 5, 10)
 MRR_K, NDCG_K, MAP_K = 10, 10, 100
 MAX_K = max(MAP_K, *ACCURACY_K)
-QUERY_BLOCK = 1024  # queries scored at a time: bounds the score matrix on large corpora
+QUERY_BLOCK = 1024  # queries scored at a time, at most ...
+SCORE_CELLS = 2**25  # ... and at most this many query x passage scores (128 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,30 @@ class IRData:
     corpus: dict[str, str]
     queries: dict[str, str]
     relevant_docs: dict[str, set[str]]
+    # Corpus ids of the passages that have questions; None: every passage has.
+    labelled: frozenset[str] | None = None
 
     @classmethod
     def load(cls, folder: str | Path, part: str) -> IRData:
         """Read build_ir_eval's output for one split part ("dev" or "test")."""
         folder = Path(folder)
-        corpus = {r["id"]: r["text"] for r in io.read_jsonl(folder / "corpus.jsonl")}
+        rows = io.read_jsonl(folder / "corpus.jsonl")
+        corpus = {r["id"]: r["text"] for r in rows}
+        labelled = frozenset(r["id"] for r in rows if r.get("labelled", True))
         data = io.read_json(folder / f"{part}.json")
         rel = {q: set(ids) for q, ids in data["relevant_docs"].items()}
-        return cls(corpus, data["queries"], rel)
+        return cls(corpus, data["queries"], rel, None if len(labelled) == len(corpus) else labelled)
+
+    def unlabelled_count(self) -> int:
+        return 0 if self.labelled is None else len(self.corpus) - len(self.labelled)
+
+    def labelled_only(self) -> IRData:
+        """The same queries against only the passages that have questions: the corpus the
+        figures were measured on before a knowledge base was given."""
+        if self.labelled is None:
+            return self
+        corpus = {k: v for k, v in self.corpus.items() if k in self.labelled}
+        return IRData(corpus, self.queries, self.relevant_docs)
 
 
 def ranked_hits(
@@ -55,8 +71,10 @@ def ranked_hits(
     c = torch.nn.functional.normalize(corpus.float(), dim=-1)
     k = min(k, c.shape[0])
     out: list[list[str]] = []
-    for start in range(0, q.shape[0], QUERY_BLOCK):
-        scores = q[start : start + QUERY_BLOCK] @ c.T
+    # Blocks shrink as the corpus grows, so the score matrix stays bounded at any size.
+    block = max(1, min(QUERY_BLOCK, SCORE_CELLS // max(1, c.shape[0])))
+    for start in range(0, q.shape[0], block):
+        scores = q[start : start + block] @ c.T
         # Take a few extra so ties at the k-th place can be re-ordered by id.
         top_v, top_i = torch.topk(scores, min(k + 16, c.shape[0]), dim=1)
         for vals, idx in zip(top_v.tolist(), top_i.tolist(), strict=True):
@@ -135,9 +153,33 @@ def evaluate_model(
     document_prompt: str = "",
 ) -> dict[int, tuple[dict[str, float], list[float]]]:
     """Encode once at full dimension, then score every dimension."""
+    q_emb, c_emb = encode_data(model, data, batch_size, query_prompt, document_prompt)
+    return evaluate_embeddings(q_emb, c_emb, data, dims)
+
+
+def encode_data(model, data: IRData, batch_size: int, query_prompt: str, document_prompt: str):
+    """(query embeddings, corpus embeddings), in the order of ``data``'s dicts."""
     q_emb = encode(model, list(data.queries.values()), query_prompt, batch_size, document=False)
     c_emb = encode(model, list(data.corpus.values()), document_prompt, batch_size, document=True)
-    return evaluate_embeddings(q_emb, c_emb, data, dims)
+    return q_emb, c_emb
+
+
+def evaluate_model_both(
+    model,
+    data: IRData,
+    dims: list[int],
+    batch_size: int,
+    query_prompt: str = "",
+    document_prompt: str = "",
+) -> tuple[dict, dict | None]:
+    """Scores against the full knowledge base and, when it holds unlabelled passages,
+    against the labelled passages alone: one encoding pass serves both."""
+    q_emb, c_emb = encode_data(model, data, batch_size, query_prompt, document_prompt)
+    full = evaluate_embeddings(q_emb, c_emb, data, dims)
+    if data.labelled is None:
+        return full, None
+    rows = [i for i, cid in enumerate(data.corpus) if cid in data.labelled]
+    return full, evaluate_embeddings(q_emb, c_emb[rows], data.labelled_only(), dims)
 
 
 def bm25_results(data: IRData) -> tuple[dict[str, float], list[float]]:

@@ -11,10 +11,17 @@ import argparse
 from collections import defaultdict
 
 from embedtune import io, params
+from embedtune.errors import StageError
 
 
-def build_corpus(pairs: list[dict], mode: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Return (corpus id -> text, chunk id -> corpus ids holding that chunk)."""
+def build_corpus(
+    pairs: list[dict], mode: str, passages: list[dict] | None = None
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Return (corpus id -> text, chunk id -> corpus ids holding that chunk).
+
+    ``passages`` is the knowledge base (fetch's corpus.jsonl): its passages without
+    questions join the corpus once each, after the labelled ones, so every figure is
+    measured against the distractors production retrieval faces."""
     corpus: dict[str, str] = {}
     holders: dict[str, list[str]] = defaultdict(list)
     for row in pairs:
@@ -22,6 +29,15 @@ def build_corpus(pairs: list[dict], mode: str) -> tuple[dict[str, str], dict[str
         if cid not in corpus:
             corpus[cid] = row["positive"]
             holders[row["chunk_id"]].append(cid)
+    for p in passages or []:
+        if p["id"] in holders:
+            continue  # labelled: already in, once or once per row
+        if p["id"] in corpus:
+            raise StageError(
+                f"build_ir_eval: corpus id {p['id']!r} clashes with a per-row copy's id; "
+                "use build_ir_eval.corpus: unique"
+            )
+        corpus[p["id"]] = p["text"]
     return corpus, dict(holders)
 
 
@@ -47,20 +63,36 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--split", required=True, help="folder with train/dev/test.jsonl")
+    ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (the knowledge base)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     p = params.load(args.params)
     parts = {n: io.read_jsonl(f"{args.split}/{n}.jsonl") for n in ("train", "dev", "test")}
     pairs = [r for rows in parts.values() for r in rows]
-    corpus, holders = build_corpus(sorted(pairs, key=lambda r: r["id"]), p.build_ir_eval.corpus)
+    corpus, holders = build_corpus(
+        sorted(pairs, key=lambda r: r["id"]), p.build_ir_eval.corpus, io.read_jsonl(args.corpus)
+    )
+    labelled = {cid for ids in holders.values() for cid in ids}
+    queries = {name: build_queries(parts[name], pairs, holders) for name in ("dev", "test")}
+    summary = {
+        "corpus": len(corpus),
+        "labelled": len(labelled),
+        "unlabelled": len(corpus) - len(labelled),
+        **{f"{name}_queries": len(q["queries"]) for name, q in queries.items()},
+    }
     with io.atomic_path(args.out) as tmp:
         tmp.mkdir()
-        io.write_jsonl(tmp / "corpus.jsonl", ({"id": k, "text": v} for k, v in corpus.items()))
-        for name in ("dev", "test"):
-            io.write_json(tmp / f"{name}.json", build_queries(parts[name], pairs, holders))
+        io.write_jsonl(
+            tmp / "corpus.jsonl",
+            ({"id": k, "text": v, "labelled": k in labelled} for k, v in corpus.items()),
+        )
+        for name, q in queries.items():
+            io.write_json(tmp / f"{name}.json", q)
+        io.write_json(tmp / "summary.json", summary)
     print(
-        f"build_ir_eval: corpus {len(corpus)} ({p.build_ir_eval.corpus}), "
-        f"dev {len(parts['dev'])} / test {len(parts['test'])} pairs"
+        f"build_ir_eval: corpus {len(corpus)} ({p.build_ir_eval.corpus}; "
+        f"{summary['unlabelled']} without questions), dev {len(parts['dev'])} / "
+        f"test {len(parts['test'])} pairs"
     )
 
 

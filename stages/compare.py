@@ -52,6 +52,37 @@ def protocol_line(p: params.Params) -> str:
     )
 
 
+def corpus_lines(summary: dict, base: dict, tuned: dict, dims: list[int]) -> list[str]:
+    """What was searched and, when the knowledge base holds passages without questions, the
+    figures against the labelled passages alone beside the full corpus: the gap is how much
+    the distractors a production index holds cost each model."""
+    n, unlabelled = summary["corpus"], summary["unlabelled"]
+    if not unlabelled:
+        return [
+            f"Corpus searched: {n:,} passages, all of them labelled (no knowledge base given: "
+            "set `fetch.corpus` to search every passage a deployment would).",
+            "",
+        ]
+    lines = [
+        f"Corpus searched: {n:,} passages, {unlabelled:,} of them without questions "
+        f"({summary['labelled']:,} labelled); ndcg@10 against the labelled passages only and "
+        "against the whole knowledge base:",
+        "",
+    ]
+    rows = []
+    for d in dims:
+        key = f"dim_{d}_ndcg@10"
+        row = [d]
+        for source, name in ((base, "bm25_ndcg@10"), (base, key), (tuned, key)):
+            labelled, full = source.get(f"labelled_{name}"), source.get(name)
+            row += ["n/a" if labelled is None else f"{labelled:.4f}", f"{full:.4f}"]
+        rows.append(row)
+    headers = ["dim", "BM25 labelled", "BM25 all", "base labelled", "base all"]
+    headers += ["fine-tuned labelled", "fine-tuned all"]
+    lines += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    return lines
+
+
 def render_report(
     table: dict,
     tests: dict[int, dict],
@@ -59,6 +90,7 @@ def render_report(
     dims: list[int],
     chart: str,
     protocol: str,
+    corpus: list[str] = (),
 ) -> str:
     """Markdown for the PR comment: headline table with significance, then every metric."""
     head = []
@@ -87,6 +119,7 @@ def render_report(
         f"sign-flip permutation test ({RESAMPLES:,} resamples, seeded); significant when "
         f"p < {ALPHA} and the CI excludes 0.",
         "",
+        *corpus,
         protocol,
         "",
         f"![ndcg@10 by dimension]({chart})",
@@ -153,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--finetuned", required=True)
     ap.add_argument("--base-per-query", required=True)
     ap.add_argument("--finetuned-per-query", required=True)
+    ap.add_argument("--corpus-summary", required=True, help="build_ir_eval's summary.json")
     ap.add_argument("--out", required=True, help="compare JSON")
     ap.add_argument("--report", required=True, help="markdown report")
     ap.add_argument("--chart", required=True, help="PNG chart")
@@ -161,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     dims = p.common.dims
     base = io.read_json(args.base)
     bm25 = base.get("bm25_ndcg@10")
-    table = compare(base, io.read_json(args.finetuned), dims)
+    tuned = io.read_json(args.finetuned)
+    table = compare(base, tuned, dims)
+    summary = io.read_json(args.corpus_summary)
     bq, tq = io.read_json(args.base_per_query), io.read_json(args.finetuned_per_query)
     tests = {}
     for d in dims:
@@ -182,8 +218,10 @@ def main(argv: list[str] | None = None) -> None:
             for k, v in s.items()
         }
     )
+    flat.update(corpus_passages=summary["corpus"], corpus_unlabelled=summary["unlabelled"])
     chart = Path(args.chart)
-    report = render_report(table, tests, bm25, dims, chart.name, protocol_line(p))
+    corpus = corpus_lines(summary, base, tuned, dims)
+    report = render_report(table, tests, bm25, dims, chart.name, protocol_line(p), corpus)
     with io.atomic_path(chart) as tmp:
         draw_chart(table, bm25, dims, tmp)
     with io.atomic_path(args.report) as tmp:

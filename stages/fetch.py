@@ -8,153 +8,28 @@ row and column, instead of hours into training.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
-import math
 import re
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from embedtune import io, params, truncation
+from embedtune import corpus, io, params, truncation
 from embedtune.errors import StageError
+from embedtune.records import (
+    Record,
+    ident,
+    raise_problems,
+    read_records,
+    require_columns,
+    text_id,
+    text_problem,
+    warn_shared_texts,
+)
 
 SAMPLE_PATH = Path("sample/legal_sample.csv.gz")
 # Weight formats that execute code when loaded; only safetensors is accepted from the Hub.
 UNSAFE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.onnx*")
-MAX_REPORTED = 20
-
-
-Record = tuple[str, dict[str, Any]]  # (where: "row 12" / "line 7", the raw row)
-
-
-def read_records(path: Path) -> list[Record]:
-    """Read a .csv / .tsv (optionally .gz) / .jsonl / .parquet file into (location, row)
-    records. Row numbers count data rows from 1, as a spreadsheet shows them after the
-    header."""
-    if not path.is_file():
-        raise StageError(f"{path}: file not found")
-    name = path.name.lower()
-    try:
-        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
-            import pandas as pd
-
-            # Everything as text and no NA guessing: "NA" or "null" may be a real question.
-            frame = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                na_filter=False,
-                encoding="utf-8-sig",
-                sep="\t" if ".tsv" in name else ",",
-            )
-            frame.columns = _unique_header(path, _csv_header(path, name), len(frame.columns))
-            return [(f"row {i + 1}", r) for i, r in enumerate(frame.to_dict("records"))]
-        if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-            return list(_read_jsonl(path))
-        if name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-            _unique_header(path, table.column_names, table.num_columns)
-            rows = table.to_pylist()
-            return [(f"row {i + 1}", r) for i, r in enumerate(rows)]
-    except StageError:
-        raise
-    except UnicodeDecodeError as exc:
-        raise StageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
-        raise StageError(f"{path}: cannot parse file: {exc}") from exc
-    raise StageError(
-        f"{path}: unsupported file type (want .csv, .tsv, .jsonl, each optionally .gz, or .parquet)"
-    )
-
-
-def _csv_header(path: Path, name: str) -> list[str]:
-    """The header row as written: pandas renames a repeated name (``anchor``, ``anchor.1``),
-    which would silently keep one of two columns under the mapped name."""
-    import pandas as pd
-
-    head = pd.read_csv(
-        path,
-        header=None,
-        nrows=1,
-        dtype=str,
-        keep_default_na=False,
-        encoding="utf-8-sig",
-        sep="\t" if ".tsv" in name else ",",
-    )
-    return [str(c) for c in head.iloc[0]] if len(head) else []
-
-
-def _unique_header(path: Path, names: list[str], expected: int) -> list[str]:
-    """Stripped column names; an error naming the file and the column when one repeats."""
-    names = [n.strip() for n in names]
-    seen: dict[str, int] = {}
-    for i, col in enumerate(names, start=1):
-        if col in seen:
-            raise StageError(
-                f"{path}: header: column {col!r} appears twice (columns {seen[col]} and {i}); "
-                "rename one so each column has one name"
-            )
-        seen[col] = i
-    if len(names) != expected:
-        raise StageError(f"{path}: header: {len(names)} names for {expected} columns")
-    return names
-
-
-def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json.loads hook: a repeated key in one object is an error, not "last one wins"."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        out[key] = value
-    return out
-
-
-def _read_jsonl(path: Path) -> Iterable[Record]:
-    import gzip
-
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line, object_pairs_hook=_no_repeated_keys)
-            except json.JSONDecodeError as exc:
-                raise StageError(f"{path}: line {n}: malformed JSON: {exc.msg}") from exc
-            except ValueError as exc:
-                raise StageError(f"{path}: line {n}: {exc}") from exc
-            if not isinstance(row, dict):
-                raise StageError(f"{path}: line {n}: expected a JSON object")
-            yield f"line {n}", row
-
-
-def _text(value: Any) -> str:
-    """Return the problem with a text cell, or '' when it is a usable string."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "missing value (None/NaN)"
-    if not isinstance(value, str):
-        return f"expected text, got {type(value).__name__} {value!r}"
-    if not value.strip():
-        return "empty or whitespace-only text"
-    return ""
-
-
-def _ident(value: Any) -> tuple[str | None, str]:
-    """Normalise an id cell (string or integer) to a string; return (id, problem)."""
-    if isinstance(value, bool):
-        return None, f"expected an id, got bool {value!r}"
-    if isinstance(value, int):
-        return str(value), ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)), ""
-    problem = _text(value)
-    return (None, problem) if problem else (value.strip(), "")
 
 
 def validate_pairs(records: list[Record], columns: params.Columns, source: str) -> list[dict]:
@@ -163,19 +38,18 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
     Exact duplicate rows are dropped (they would weigh a pair twice and can put the same
     text twice in a batch); the count is printed so nothing disappears silently.
     """
-    if not records:
-        raise StageError(f"{source}: no rows")
+    return check_pairs(records, columns, source)[0]
+
+
+def check_pairs(
+    records: list[Record], columns: params.Columns, source: str
+) -> tuple[list[dict], dict[str, str]]:
+    """validate_pairs, also returning where each chunk id first appears (for messages)."""
     mapping = {"anchor": columns.anchor, "positive": columns.positive}
     for role in ("chunk_id", "document_id"):
         if getattr(columns, role):
             mapping[role] = getattr(columns, role)
-    present = set(records[0][1])
-    for role, col in mapping.items():
-        if col not in present:
-            raise StageError(
-                f"{source}: column {col!r} (mapped to {role}) not found; "
-                f"columns are: {', '.join(sorted(map(str, present)))}"
-            )
+    require_columns(records, mapping, source)
     problems: list[str] = []
     pairs: list[dict] = []
     chunk_text: dict[str, tuple[str, str]] = {}
@@ -184,14 +58,14 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
     for where, row in records:
         bad = False
         for role in ("anchor", "positive"):
-            problem = _text(row.get(mapping[role]))
+            problem = text_problem(row.get(mapping[role]))
             if problem:
                 problems.append(f"{source}: {where}, column {mapping[role]!r}: {problem}")
                 bad = True
         ids = {}
         for role in ("chunk_id", "document_id"):
             if role in mapping:
-                ids[role], problem = _ident(row.get(mapping[role]))
+                ids[role], problem = ident(row.get(mapping[role]))
                 if problem:
                     problems.append(f"{source}: {where}, column {mapping[role]!r}: {problem}")
                     bad = True
@@ -219,37 +93,11 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
                 "document_id": ids.get("document_id"),
             }
         )
-    if problems:
-        more = (
-            f"\n... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        )
-        raise StageError(
-            f"{len(problems)} invalid row(s):\n" + "\n".join(problems[:MAX_REPORTED]) + more
-        )
+    raise_problems(problems)
     if dropped:
         print(f"fetch: dropped {dropped} exact duplicate row(s) from {source}")
-    _warn_shared_texts(chunk_text, source)
-    return pairs
-
-
-def text_id(text: str) -> str:
-    """A stable chunk id for data without one: the passage's own text identifies it."""
-    return "t" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _warn_shared_texts(chunk_text: dict[str, tuple[str, str]], source: str) -> None:
-    """Say when one passage text sits under several chunk ids: in a unique-chunk corpus those
-    become separate entries and retrieving the "other" copy counts as a miss."""
-    by_text: dict[str, list[str]] = {}
-    for text, where in chunk_text.values():
-        by_text.setdefault(text, []).append(where)
-    shared = [places for places in by_text.values() if len(places) > 1]
-    if shared:
-        print(
-            f"fetch: warning: {len(shared)} passage text(s) in {source} appear under more than "
-            f"one chunk id (first at {' and '.join(shared[0][:2])}); each copy is a separate "
-            "corpus entry. Set fetch.columns.chunk_id: null to identify passages by text."
-        )
+    warn_shared_texts(chunk_text, source, "fetch.columns.chunk_id")
+    return pairs, {chunk: where for chunk, (_, where) in chunk_text.items()}
 
 
 def _hub_revision_note(kind: str, name: str, revision: str) -> str:
@@ -325,12 +173,26 @@ def fetch_model(src: params.ModelSource, dest: Path) -> str:
     return label
 
 
-def measure_truncation(pairs: list[dict], model_dir: Path, common: params.Common) -> dict:
-    """What ``common.max_seq_length`` cuts off these pairs, in the model's own tokens."""
-    passages = {r["chunk_id"]: r["positive"] for r in pairs}
+def load_corpus(cfg: params.Fetch, pairs: list[dict], chunk_where: dict[str, str], label: str):
+    """The knowledge base checked against the pairs: (pairs, passages, corpus label)."""
+    if cfg.corpus.source == "pairs":
+        return pairs, corpus.from_pairs(pairs), f"the labelled passages of {label}"
+    path = cfg.corpus.path
+    passages = corpus.validate(read_records(Path(path)), cfg.corpus.columns, path)
+    pairs, passages = corpus.join(
+        pairs, chunk_where, passages, cfg.columns.chunk_id is None, label, path
+    )
+    return pairs, passages, path
+
+
+def measure_truncation(
+    pairs: list[dict], passages: list[dict], model_dir: Path, common: params.Common
+) -> dict:
+    """What ``common.max_seq_length`` cuts off the questions and every corpus passage, in
+    the model's own tokens."""
     return truncation.report(
         sorted({r["anchor"] for r in pairs}),
-        passages,
+        {p["id"]: p["text"] for p in passages},
         truncation.token_counter(model_dir),
         common.max_seq_length,
         common.query_prompt,
@@ -341,33 +203,38 @@ def measure_truncation(pairs: list[dict], model_dir: Path, common: params.Common
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", required=True, help="folder for pairs.jsonl")
+    ap.add_argument("--out", required=True, help="folder for pairs.jsonl and corpus.jsonl")
     ap.add_argument("--model-out", required=True, help="folder for the base model")
     args = ap.parse_args(argv)
     p = params.load(args.params)
     records, label = load_records(p.fetch)
-    pairs = validate_pairs(records, p.fetch.columns, label)
+    pairs, chunk_where = check_pairs(records, p.fetch.columns, label)
+    pairs, passages, corpus_label = load_corpus(p.fetch, pairs, chunk_where, label)
+    counts = corpus.summary(pairs, passages)
     with io.atomic_path(args.model_out) as tmp_model:
         model_label = fetch_model(p.common.model, tmp_model)
-        cut = measure_truncation(pairs, tmp_model, p.common)
+        cut = measure_truncation(pairs, passages, tmp_model, p.common)
         print(("fetch: warning: " if cut["passages_cut"] else "fetch: ") + truncation.describe(cut))
-        truncation.check(cut, p.fetch.max_truncated_share, label)
-        n_chunks = len({r["chunk_id"] for r in pairs})
+        truncation.check(cut, p.fetch.max_truncated_share, corpus_label)
         with io.atomic_path(args.out) as tmp:
             tmp.mkdir()
             io.write_jsonl(tmp / "pairs.jsonl", pairs)
+            io.write_jsonl(tmp / "corpus.jsonl", passages)
             # Provenance: which data and model this version was built from (for a Hub
             # source, the commit the revision resolved to).
             source = {
                 "data": label,
+                "corpus": {"source": corpus_label, **counts},
                 "model": model_label,
                 "pairs": len(pairs),
-                "chunks": n_chunks,
+                "chunks": counts["labelled"],
                 "truncation": cut,
             }
             io.write_json(tmp / "source.json", source)
     print(
-        f"fetch: {len(pairs)} pairs over {n_chunks} chunks from {label}; model -> {args.model_out}"
+        f"fetch: {len(pairs)} pairs over {counts['labelled']} chunks from {label}; corpus "
+        f"{counts['passages']} passages ({counts['unlabelled']} without questions) from "
+        f"{corpus_label}; model -> {args.model_out}"
     )
 
 

@@ -59,20 +59,45 @@ def split_pairs(pairs: list[dict], cfg: params.Split, seed: int) -> dict[str, li
     return {name: [rows[i] for i in idx] for name, idx in parts.items()}
 
 
+def train_pool(parts: dict[str, list[dict]], passages: list[dict], strategy: str) -> list[str]:
+    """Ids of the corpus passages training may see (as mined negatives): under ``by_chunk``
+    none of a dev or test chunk, under ``by_document`` none of a dev or test document,
+    labelled or not. Under ``random`` the whole knowledge base: test questions ask about
+    passages training has seen, by design."""
+    held = [r for name in ("dev", "test") for r in parts[name]]
+    held_ids = {r["chunk_id"] for r in held} if strategy != "random" else set()
+    held_texts = {r["positive"] for r in held} if strategy != "random" else set()
+    held_docs = {r["document_id"] for r in held} if strategy == "by_document" else set()
+    return sorted(
+        p["id"]
+        for p in passages
+        if p["id"] not in held_ids
+        and p["text"] not in held_texts
+        and (p["document_id"] is None or p["document_id"] not in held_docs)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--pairs", required=True)
+    ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (the knowledge base)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     p = params.load(args.params)
     parts = split_pairs(io.read_jsonl(args.pairs), p.split, p.common.seed)
+    passages = io.read_jsonl(args.corpus)
+    pool = train_pool(parts, passages, p.split.strategy)
     with io.atomic_path(args.out) as tmp:
         tmp.mkdir()
         for name, rows in parts.items():
             io.write_jsonl(tmp / f"{name}.jsonl", rows)
+        io.write_json(tmp / "train_pool.json", pool)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
-    print(f"split ({p.split.strategy}, seed {p.common.seed}): {sizes}")
+    print(
+        f"split ({p.split.strategy}, seed {p.common.seed}): {sizes}; training may draw "
+        f"negatives from {len(pool)} of {len(passages)} corpus passages"
+    )
 
 
 if __name__ == "__main__":

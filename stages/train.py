@@ -128,11 +128,19 @@ def is_main_process() -> bool:
 
 
 def train(
-    model, rows, dev: retrieval.IRData, p: params.Params, checkpoints: Path, resume: Path | None
+    model,
+    rows,
+    dev: retrieval.IRData,
+    p: params.Params,
+    checkpoints: Path,
+    resume: Path | None,
+    pool: list[str] | None = None,
 ):
     """Run (or resume) training and return the model holding the best checkpoint's weights.
-    Curves are logged with dvclive under ``checkpoints/live`` so a resumed run continues them;
-    only the main process logs, so workers never write the same files."""
+    ``pool``: the passages hard negatives are mined from (split's train pool; None: the
+    training positives). Curves are logged with dvclive under ``checkpoints/live`` so a
+    resumed run continues them; only the main process logs, so workers never write the
+    same files."""
     from embedtune import guards
 
     live = None
@@ -144,7 +152,7 @@ def train(
             save_dvc_exp=False, dvcyaml=None, report=None,
         )  # fmt: skip
     if p.train.hard_negatives.enabled:
-        rows = mining.mine_negatives(model, rows, p)
+        rows = mining.mine_negatives(model, rows, p, pool)
     trainer = build_trainer(model, rows, dev, p, checkpoints, live)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     best = trainer.state.best_model_checkpoint
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", required=True, help="base model folder")
     ap.add_argument("--split", required=True, help="split output folder")
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
+    ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (for mining)")
     ap.add_argument("--out", required=True, help="folder for the fine-tuned model")
     ap.add_argument("--live", required=True, help="folder for the training curves (dvclive)")
     ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints")
@@ -194,17 +203,22 @@ def main(argv: list[str] | None = None) -> None:
             "checkpoint, as in the reference run, so test figures are optimistic"
         )
     dev = retrieval.IRData.load(args.ir, part)
+    pool = None
+    if p.train.hard_negatives.enabled:
+        allowed = set(io.read_json(Path(args.split) / "train_pool.json"))
+        pool = [r["text"] for r in io.read_jsonl(args.corpus) if r["id"] in allowed]
     model = modeling.load_model(args.model, p.common)
     checkpoints = Path(args.checkpoints)
     if not is_distributed():
-        fp = fingerprint(p, [Path(args.model), Path(args.split) / "train.jsonl", Path(args.ir)])
+        inputs = [Path(args.model), Path(args.split), Path(args.ir), Path(args.corpus)]
+        fp = fingerprint(p, inputs)
         resume = prepare_checkpoints(checkpoints, fp)
         if p.train.processes > 1:
             launch_workers(p.train.processes, sys.argv[1:] if argv is None else argv)
             return
     else:
         resume = latest_complete_checkpoint(checkpoints)  # the launcher checked its fingerprint
-    best = train(model, rows, dev, p, checkpoints, resume)
+    best = train(model, rows, dev, p, checkpoints, resume, pool)
     if not is_main_process():
         return
     with io.atomic_path(args.live) as tmp:

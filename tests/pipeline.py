@@ -28,6 +28,8 @@ def tiny_params(model_dir: Path, data_path: Path) -> dict:
     p["common"].update(dims=[32, 16, 8], max_seq_length=64, eval_batch_size=16)
     p["common"]["model"].update(source="local", package=None, path=str(model_dir))
     p["fetch"].update(source="file", path=str(data_path))
+    # The toy pairs are their own knowledge base unless a test gives one.
+    p["fetch"]["corpus"].update(source="pairs", path=str(data_path))
     p["train"].update(
         epochs=2,
         batch_size=8,

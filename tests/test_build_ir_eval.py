@@ -60,3 +60,16 @@ def test_rows_corpus_distorts_recall_and_precision_for_the_same_perfect_ranking(
     assert scores["unique"]["recall@1"] == 1.0 and scores["rows"]["recall@1"] == 0.5
     assert scores["unique"]["precision@3"] == 1 / 3 and scores["rows"]["precision@3"] == 2 / 3
     assert scores["unique"]["ndcg@10"] == scores["rows"]["ndcg@10"] == 1.0
+
+
+def test_knowledge_base_passages_join_the_corpus_once_each():
+    pairs = _pairs()
+    kb = [
+        {"id": "c1", "text": "Term is five years.", "document_id": None},
+        {"id": "k1", "text": "An unlabelled passage.", "document_id": None},
+        {"id": "k2", "text": "Another one.", "document_id": None},
+    ]
+    for mode, labelled in (("unique", ["c1", "c2", "c3"]), ("rows", ["r0", "r1", "r2", "r3"])):
+        corpus, holders = build_ir_eval.build_corpus(pairs, mode, kb)
+        assert list(corpus) == [*labelled, "k1", "k2"]
+        assert sorted(c for ids in holders.values() for c in ids) == labelled

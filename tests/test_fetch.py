@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from embedtune import io, params
+from embedtune import io, params, records
 from embedtune.errors import StageError
 from stages import fetch
 from tests.tiny import toy_rows, write_csv
@@ -18,7 +18,7 @@ COLS = params.Columns("question", "text", "global_chunk_id", "case_name")
 
 
 def _validate(path):
-    return fetch.validate_pairs(fetch.read_records(path), COLS, str(path))
+    return fetch.validate_pairs(records.read_records(path), COLS, str(path))
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
@@ -128,6 +128,7 @@ def test_main_writes_nothing_on_bad_input(tmp_path, tiny_model_dir):
     cfg = tmp_path / "params.yaml"
     data = yaml.safe_load(Path("params.yaml").read_text())
     data["fetch"].update(source="file", path=str(path))
+    data["fetch"]["corpus"]["source"] = "pairs"
     data["common"]["model"].update(source="local", path=str(tiny_model_dir))
     cfg.write_text(yaml.safe_dump(data))
     out, model_out = tmp_path / "data" / "fetch", tmp_path / "models" / "base"
@@ -151,12 +152,12 @@ def test_without_a_chunk_id_column_passages_are_identified_by_text(tmp_path):
     rows = [{k: v for k, v in r.items() if k != "global_chunk_id"} for r in toy_rows(4, 3)]
     path = write_csv(tmp_path / "no_ids.csv", rows)
     cols = params.Columns("question", "text", None, None)
-    pairs = fetch.validate_pairs(fetch.read_records(path), cols, str(path))
+    pairs = fetch.validate_pairs(records.read_records(path), cols, str(path))
     ids = {p["chunk_id"] for p in pairs}
     assert len(ids) == 4  # one id per distinct passage, the same for its three questions
     by_text = {p["positive"]: p["chunk_id"] for p in pairs}
     assert all(p["chunk_id"] == by_text[p["positive"]] for p in pairs)
-    assert fetch.text_id("same text") == fetch.text_id("same text") != fetch.text_id("other")
+    assert records.text_id("same text") == records.text_id("same text") != records.text_id("other")
 
 
 def test_one_text_under_two_chunk_ids_is_reported(tmp_path, capsys):
@@ -177,7 +178,7 @@ def test_a_repeated_header_name_is_an_error_naming_file_and_column(tmp_path, sep
         + sep.join(["first question?", "a passage", "second question?", "1"]) + "\n"
     )  # fmt: skip
     with pytest.raises(StageError) as err:
-        fetch.read_records(path)
+        records.read_records(path)
     assert str(err.value) == (
         f"{path}: header: column 'question' appears twice (columns 1 and 3); "
         "rename one so each column has one name"
@@ -191,13 +192,16 @@ def test_a_repeated_key_in_a_jsonl_object_is_an_error(tmp_path):
         '{"question": "q?", "question": "other?", "text": "t", "global_chunk_id": 1}\n'
     )
     with pytest.raises(StageError, match=r"dup\.jsonl: line 2: key 'question' appears twice"):
-        fetch.read_records(path)
+        records.read_records(path)
 
 
 def _fetch_main(tmp_path, data_path, model_dir, **fetch_params):
     cfg = tmp_path / "params.yaml"
     data = yaml.safe_load(Path("params.yaml").read_text())
     data["fetch"].update(source="file", path=str(data_path), **fetch_params)
+    data["fetch"]["corpus"].setdefault("source", "pairs")
+    if "corpus" not in fetch_params:
+        data["fetch"]["corpus"]["source"] = "pairs"
     data["common"]["model"].update(source="local", path=str(model_dir))
     data["common"]["max_seq_length"] = 12
     cfg.write_text(yaml.safe_dump(data))
@@ -230,7 +234,8 @@ def test_a_cut_share_above_the_limit_fails_and_writes_nothing(tmp_path, tiny_mod
     assert not out.exists() and not model_out.exists()
     assert list(tmp_path.rglob(".*.tmp")) == []
     assert (
-        f"error: {path}: 20.0% of passage tokens lie beyond common.max_seq_length=12 "
+        f"error: the labelled passages of {path}: 20.0% of passage tokens lie beyond "
+        "common.max_seq_length=12 "
         "(limit: params key 'fetch.max_truncated_share' = 0.1)"
     ) in capsys.readouterr().err
     code, out, _ = _fetch_main(tmp_path, path, tiny_model_dir, max_truncated_share=0.25)

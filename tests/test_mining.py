@@ -69,3 +69,26 @@ def test_no_usable_negative_is_an_error(monkeypatch):
     monkeypatch.setattr(sentence_transformers.util, "mine_hard_negatives", only_relevant_candidates)
     with pytest.raises(StageError, match="found no usable negative"):
         mine_negatives(None, rows, p)
+
+
+def test_negatives_are_drawn_from_the_pool_only(tiny_model_dir):
+    """With a knowledge-base pool, every negative is a pool passage (so nothing the split
+    held out can reach training) and never one relevant to its question."""
+    from sentence_transformers import SentenceTransformer
+
+    from tests.tiny import toy_corpus
+
+    p = _mining_params(relative_margin=0.0)
+    source = toy_rows(12, 3)
+    rows = [{"anchor": r["question"], "positive": r["text"]} for r in source]
+    kb = toy_corpus(source, extra=40)
+    held_out = {kb[i]["text"] for i in (1, 5, 20, 30)}  # as if dev/test passages
+    pool = [k["text"] for k in kb if k["text"] not in held_out]
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    mined = mine_negatives(model, rows, p, pool)
+    assert mined
+    relevant = relevant_texts(rows)
+    negatives = {r["negative"] for r in mined}
+    assert negatives <= set(pool) and not negatives & held_out
+    assert negatives - {r["positive"] for r in rows}, "no unlabelled passage was ever mined"
+    assert all(r["negative"] not in relevant[r["anchor"]] for r in mined)

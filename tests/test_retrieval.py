@@ -113,3 +113,39 @@ def test_bm25_finds_lexical_matches_and_uses_the_same_metrics():
     assert (
         retrieval.bm25_results(retrieval.IRData(corpus, queries, swapped))[0]["accuracy@1"] == 0.0
     )
+
+
+def test_one_pass_scores_the_full_knowledge_base_and_the_labelled_passages(tiny_model_dir):
+    """The labelled-only figures equal a separate evaluation on the labelled corpus, and
+    adding passages can only push relevant ones down: no query scores higher on the full
+    corpus (dense retrieval; BM25's weights change with the corpus, so it is not held)."""
+    from sentence_transformers import SentenceTransformer
+
+    from tests.tiny import toy_corpus
+
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    labelled = _ir_data(20, 2)
+    extra = toy_corpus(toy_rows(20, 2, seed=3), extra=60)[20:]
+    corpus = {**labelled.corpus, **{str(p["global_chunk_id"]): p["text"] for p in extra}}
+    data = retrieval.IRData(
+        corpus, labelled.queries, labelled.relevant_docs, frozenset(labelled.corpus)
+    )
+    assert data.unlabelled_count() == 60 and data.labelled_only().corpus == labelled.corpus
+    full, only = retrieval.evaluate_model_both(model, data, [32, 8], batch_size=16)
+    alone = retrieval.evaluate_model(model, labelled, [32, 8], batch_size=16)
+    assert full.keys() == only.keys() == {32, 8}
+    for d in (32, 8):
+        assert only[d][0] == pytest.approx(alone[d][0], abs=1e-9)
+        assert all(f <= o + 1e-12 for f, o in zip(full[d][1], only[d][1], strict=True))
+    assert full[8][0]["ndcg@10"] < only[8][0]["ndcg@10"]  # the distractors cost something
+
+
+def test_ranking_blocks_shrink_with_the_corpus(monkeypatch):
+    """Bounded score matrices: with a tiny cell budget the queries are scored a few at a
+    time, and the ranking is the same as in one block."""
+    torch.manual_seed(0)
+    q, c = torch.randn(50, 8), torch.randn(300, 8)
+    ids = [f"p{i:03d}" for i in range(300)]
+    whole = retrieval.ranked_hits(q, c, ids, 10)
+    monkeypatch.setattr(retrieval, "SCORE_CELLS", 600)  # two queries per block
+    assert retrieval.ranked_hits(q, c, ids, 10) == whole

@@ -78,3 +78,50 @@ def test_random_split_of_unique_questions_is_the_plain_row_split():
     parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.0), seed=3)
     _, held = train_test_split(list(range(len(pairs))), test_size=0.2, random_state=3)
     assert sorted(r["id"] for r in parts["test"]) == sorted(held)
+
+
+def _knowledge_base(pairs, extra_per_doc=3, n_docs=8):
+    """The pairs' chunks plus unlabelled passages in every document and some in none."""
+    kb = {
+        r["chunk_id"]: {"id": r["chunk_id"], "text": r["positive"], "document_id": r["document_id"]}
+        for r in pairs
+    }
+    kb = list(kb.values())
+    for d in range(n_docs):
+        kb += [
+            {"id": f"u{d}-{i}", "text": f"unlabelled {d} {i}", "document_id": f"doc{d}"}
+            for i in range(extra_per_doc)
+        ]
+    kb += [{"id": f"x{i}", "text": f"no document {i}", "document_id": None} for i in range(4)]
+    return kb
+
+
+@pytest.mark.parametrize("strategy", ["by_chunk", "by_document"])
+def test_no_passage_of_a_held_out_chunk_or_document_reaches_the_train_pool(strategy):
+    pairs = _pairs()
+    kb = _knowledge_base(pairs)
+    parts = split.split_pairs(pairs, params.Split(strategy, 0.2, 0.1), seed=2)
+    pool = set(split.train_pool(parts, kb, strategy))
+    held = [r for n in ("dev", "test") for r in parts[n]]
+    assert pool.isdisjoint(r["chunk_id"] for r in held)
+    by_id = {p["id"]: p for p in kb}
+    assert {by_id[i]["text"] for i in pool}.isdisjoint(r["positive"] for r in held)
+    # Every training chunk and every passage in no document stays available.
+    assert {r["chunk_id"] for r in parts["train"]} <= pool
+    assert {f"x{i}" for i in range(4)} <= pool
+    held_docs = {r["document_id"] for r in held}
+    unlabelled_of_held_docs = {
+        p["id"] for p in kb if p["id"].startswith("u") and p["document_id"] in held_docs
+    }
+    if strategy == "by_document":
+        assert pool.isdisjoint(unlabelled_of_held_docs) and unlabelled_of_held_docs
+        assert all(by_id[i]["document_id"] not in held_docs for i in pool)
+    else:  # by_chunk: unlabelled passages are no held-out chunk
+        assert unlabelled_of_held_docs <= pool
+
+
+def test_under_random_the_whole_knowledge_base_is_the_train_pool():
+    pairs = _pairs()
+    kb = _knowledge_base(pairs)
+    parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.1), seed=2)
+    assert split.train_pool(parts, kb, "random") == sorted(p["id"] for p in kb)

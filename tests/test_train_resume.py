@@ -26,6 +26,8 @@ TRAIN = [
     "data/split",
     "--ir",
     "data/build_ir_eval",
+    "--corpus",
+    "data/fetch/corpus.jsonl",
 ]
 
 

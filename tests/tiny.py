@@ -75,3 +75,20 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     out = folder / "model"
     model.save(str(out))
     return out
+
+
+def toy_corpus(rows: list[dict], extra: int, seed: int = 1) -> list[dict]:
+    """A knowledge base for ``toy_rows``: its chunks plus ``extra`` passages nobody asked
+    about, on the same vocabulary and spread over the same cases (ids continue after the
+    labelled ones)."""
+    rng = random.Random(seed)
+    chunks = {r["global_chunk_id"]: r for r in rows}
+    out = [
+        {"global_chunk_id": c, "text": r["text"], "case_name": r["case_name"]}
+        for c, r in sorted(chunks.items())
+    ]
+    first = max(chunks) + 1
+    for c in range(first, first + extra):
+        text = " ".join(rng.sample(WORDS, 12)) + f" chunk{c}"
+        out.append({"global_chunk_id": c, "text": text, "case_name": f"Case {c % 5}"})
+    return out
