@@ -13,6 +13,7 @@ import pytest
 from tests.pipeline import ROOT
 
 SAMPLE = ROOT / "sample" / "legal_sample.csv.gz"
+KB = ROOT / "sample" / "legal_kb.csv.gz"
 COLUMNS = [
     "question",
     "text",
@@ -70,17 +71,66 @@ def test_chunks_are_passage_sized(sample):
     assert words.min() >= 120 and words.max() <= 250, (words.min(), words.max())
 
 
-def test_shipped_file_is_the_build_of_the_case_files(tmp_path):
-    """The .csv.gz in git must be exactly what sample/build.py makes of sample/cases/."""
-    out = tmp_path / "rebuilt.csv.gz"
+def test_shipped_files_are_the_build_of_the_case_files(tmp_path):
+    """Both .csv.gz files in git must be exactly what sample/build.py makes of
+    sample/cases/ and sample/kb/."""
+    out, kb_out = tmp_path / "rebuilt.csv.gz", tmp_path / "kb.csv.gz"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "sample" / "build.py"), "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "sample" / "build.py"),
+            "--out",
+            str(out),
+            "--kb-out",
+            str(kb_out),
+        ],
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert gzip.decompress(out.read_bytes()) == gzip.decompress(SAMPLE.read_bytes())
-    assert out.read_bytes() == SAMPLE.read_bytes()
+    for built, shipped in ((out, SAMPLE), (kb_out, KB)):
+        assert gzip.decompress(built.read_bytes()) == gzip.decompress(shipped.read_bytes())
+        assert built.read_bytes() == shipped.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def kb() -> pd.DataFrame:
+    return pd.read_csv(KB, dtype=str, keep_default_na=False)
+
+
+def test_the_knowledge_base_holds_every_labelled_passage_under_its_id(sample, kb):
+    labelled = sample.drop_duplicates("global_chunk_id").set_index("global_chunk_id")
+    by_id = kb.set_index("global_chunk_id")
+    assert by_id.index.is_unique and kb["text"].is_unique
+    assert set(labelled.index) <= set(by_id.index)
+    assert (by_id.loc[labelled.index, "text"] == labelled["text"]).all()
+    assert (by_id.loc[labelled.index, "case_name"] == labelled["case_name"]).all()
+
+
+def test_the_knowledge_base_is_at_least_twice_the_labelled_passages(sample, kb):
+    labelled = sample["global_chunk_id"].nunique()
+    assert len(kb) >= 2 * labelled, (len(kb), labelled)
+    unlabelled = kb[~kb["global_chunk_id"].isin(set(sample["global_chunk_id"]))]
+    assert unlabelled["case_name"].nunique() >= 10
+    assert not set(unlabelled["case_name"]) & set(sample["case_name"])  # opinions of their own
+    words = unlabelled["text"].str.split().str.len()
+    assert words.min() >= 120 and words.max() <= 250, (words.min(), words.max())
+
+
+def test_a_knowledge_base_passage_with_questions_is_rejected(tmp_path):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    text = " ".join(["word"] * 130)
+    (folder / "x.json").write_text(
+        '{"case_name": "X v. Y", "court": "C", "date_filed": "2025-01-01", "chunks": '
+        f'[{{"section": "Intro", "text": "{text}", "questions": []}}]}}'
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "sample" / "build.py"), "--check", str(folder / "x.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "carries no 'questions'" in proc.stderr, proc.stderr
 
 
 def test_build_rejects_a_bad_case_file(tmp_path):
