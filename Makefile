@@ -46,7 +46,7 @@ bench-train: setup ## training throughput: the train stage vs a plain trainer sc
 	python benchmarks/train_throughput.py --steps 4 --rounds 2
 
 report: setup ## the PR comment body vs a base revision: make report BASE=main
-	python -m embedtune.report --base $(or $(BASE),main) --out pr-comment.md
+	python -m embedtune.report --base-rev $(or $(BASE),main) --out pr-comment.md
 	@echo "wrote pr-comment.md"
 
 profile: ## switch profile: make profile PROFILE=reference-gpu (see profiles/)

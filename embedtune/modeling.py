@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from embedtune import io, params
+from embedtune import io, metrics, params
 from embedtune.errors import StageError
+
+LABELLED = "labelled_"  # key prefix of the figures against the labelled passages only
 
 
 def offline() -> None:
@@ -67,21 +69,19 @@ def run_eval(
         common.query_prompt,
         common.document_prompt,
     )
-    metrics = retrieval.flat_metrics(results)
+    scores = retrieval.flat_metrics(results)
     if labelled is not None:  # the corpus before the knowledge base: the gap is the point
-        metrics.update({f"labelled_{k}": v for k, v in retrieval.flat_metrics(labelled).items()})
-    qids = [q for q in data.queries if data.relevant_docs.get(q)]
-    per_query = {f"dim_{d}": dict(zip(qids, ndcg, strict=True)) for d, (_, ndcg) in results.items()}
+        scores.update(retrieval.flat_metrics(labelled, LABELLED))
+    per_query = {f"dim_{d}": ndcg for d, (_, ndcg) in results.items()}
     if bm25:
-        lexical, lexical_ndcg = retrieval.bm25_results(data)
-        metrics.update({f"bm25_{k}": round(v, 6) for k, v in lexical.items()})
-        per_query["bm25"] = dict(zip(qids, lexical_ndcg, strict=True))
+        lexical, per_query["bm25"] = retrieval.bm25_results(data)
+        scores.update({f"bm25_{k}": round(v, 6) for k, v in lexical.items()})
         if labelled is not None:
             lexical, _ = retrieval.bm25_results(data.labelled_only())
-            metrics.update({f"labelled_bm25_{k}": round(v, 6) for k, v in lexical.items()})
+            scores.update({f"{LABELLED}bm25_{k}": round(v, 6) for k, v in lexical.items()})
     io.write_json(per_query_out, per_query)
-    io.write_json(out, metrics)
-    return metrics
+    io.write_json(out, scores)
+    return scores
 
 
 def eval_cli(argv: list[str] | None, stage: str) -> None:
@@ -96,9 +96,10 @@ def eval_cli(argv: list[str] | None, stage: str) -> None:
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
     ap.add_argument("--out", required=True, help="metrics JSON")
     ap.add_argument("--per-query", required=True, help="per-query ndcg@10 JSON")
+    ap.add_argument("--bm25", action="store_true", help="also score the BM25 lexical baseline")
     args = ap.parse_args(argv)
     offline()
     p = params.load(args.params)
-    m = run_eval(args.model, args.ir, args.out, args.per_query, p.common, bm25=stage == "baseline")
-    dims = ", ".join(f"{d}d {m[f'dim_{d}_ndcg@10']:.4f}" for d in p.common.dims)
+    m = run_eval(args.model, args.ir, args.out, args.per_query, p.common, bm25=args.bm25)
+    dims = ", ".join(f"{d}d {m[metrics.key(d, metrics.HEADLINE)]:.4f}" for d in p.common.dims)
     print(f"{stage}: ndcg@10 {dims}")

@@ -18,10 +18,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 from embedtune.errors import StageError
+from embedtune.metrics import METRIC_NAMES
 
-METRIC_NAMES = ("ndcg@10", "mrr@10", "map@100") + tuple(
-    f"{m}@{k}" for m in ("accuracy", "precision", "recall") for k in (1, 3, 5, 10)
-)
+# Keys that changed name: the old one gets an error that names the new one.
+RENAMED = {"train.columns": "train.pair_order"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Train:
     warmup_ratio: float
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
-    columns: Literal["anchor_positive", "positive_anchor"]
+    pair_order: Literal["anchor_positive", "positive_anchor"]
     loss: Literal["mnrl", "cached"]
     mini_batch_size: int
     processes: int
@@ -179,6 +179,12 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     join = (prefix + ".") if prefix else ""
     unknown = sorted(set(data) - set(names))
+    for key in unknown:
+        if join + key in RENAMED:
+            raise StageError(
+                f"params: key {join + key!r} was renamed to {RENAMED[join + key]!r}; "
+                "rename it in your params file"
+            )
     if unknown:
         raise StageError(f"params: unknown key {join + unknown[0]!r} (known: {', '.join(names)})")
     missing = [n for n in names if n not in data]

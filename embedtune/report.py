@@ -1,8 +1,8 @@
 """Pull-request report: the comparison table, then metrics and params changed since a base.
 
-Run as `python -m embedtune.report --base <git rev> [--out FILE]` in the repository root,
+Run as `python -m embedtune.report --base-rev <git rev> [--out FILE]` in the repository root,
 after `dvc repro`. The body is what the GPU workflow posts with `cml comment update`:
-a header naming both revisions, metrics/report.md (written by the compare stage), then
+a header naming both revisions, metrics/compare.md (written by the compare stage), then
 `dvc metrics diff <base> --md` and `dvc params diff <base> --md` against the workspace.
 Image links in the report are rewritten relative to the output file, because CML resolves
 (and, with --publish, uploads) local images relative to the markdown file it is given.
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPORT = Path("metrics/report.md")
+REPORT = Path("metrics/compare.md")
 # The fine-tuned model's per-query ndcg@10 (evaluate stage) and the test queries it was
 # scored on (build_ir_eval): DVC-cached outputs, read at the base revision with dvc.api.
 PER_QUERY = "data/evaluate/per_query.json"
@@ -197,13 +197,15 @@ def build(base: str, root: Path, out_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write the comment body to --out (or print it); non-zero when git or dvc fail."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
+    ap.add_argument(
+        "--base-rev", required=True, help="git revision to compare with, e.g. origin/main"
+    )
     ap.add_argument("--out", type=Path, default=None, help="markdown file (default: stdout)")
     ap.add_argument("--repo", type=Path, default=Path("."), help="repository root")
     args = ap.parse_args(argv)
     out_dir = args.out.parent if args.out else Path.cwd()
     try:
-        body = build(args.base, args.repo, out_dir)
+        body = build(args.base_rev, args.repo, out_dir)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from embedtune import io
+from embedtune.metrics import ACCURACY_K, MAP_K, MAX_K, MRR_K, NDCG_K, PRECISION_RECALL_K, key
 
 if TYPE_CHECKING:  # torch takes seconds to import: only the functions that use it do
     import torch
 
-ACCURACY_K = (1, 3, 5, 10)
-PRECISION_RECALL_K = (1, 3, 5, 10)
-MRR_K, NDCG_K, MAP_K = 10, 10, 100
-MAX_K = max(MAP_K, *ACCURACY_K)
 QUERY_BLOCK = 1024  # queries scored at a time, at most ...
 SCORE_CELLS = 2**25  # ... and at most this many query x passage scores (128 MB of float32)
 
@@ -128,10 +125,14 @@ def encode(model, texts: list[str], prompt: str, batch_size: int, document: bool
     ).cpu()
 
 
+Scores = dict[int, tuple[dict[str, float], dict[str, float]]]  # dim -> (metrics, {qid: ndcg})
+
+
 def evaluate_embeddings(
     q_emb: torch.Tensor, c_emb: torch.Tensor, data: IRData, dims: list[int]
-) -> dict[int, tuple[dict[str, float], list[float]]]:
-    """Metrics per dimension from full-size embeddings (truncate, re-normalise, rank)."""
+) -> Scores:
+    """Metrics per dimension from full-size embeddings (truncate, re-normalise, rank), and
+    each query's ndcg@10 by query id (what the paired significance test pairs up)."""
     qids = [q for q in data.queries if data.relevant_docs.get(q)]
     keep = [i for i, q in enumerate(data.queries) if data.relevant_docs.get(q)]
     q_emb = q_emb[keep]
@@ -140,7 +141,8 @@ def evaluate_embeddings(
     results = {}
     for d in dims:
         hits = ranked_hits(q_emb[:, :d], c_emb[:, :d], corpus_ids, MAX_K)
-        results[d] = score_hits(hits, relevant)
+        metrics, ndcg = score_hits(hits, relevant)
+        results[d] = metrics, dict(zip(qids, ndcg, strict=True))
     return results
 
 
@@ -151,7 +153,7 @@ def evaluate_model(
     batch_size: int,
     query_prompt: str = "",
     document_prompt: str = "",
-) -> dict[int, tuple[dict[str, float], list[float]]]:
+) -> Scores:
     """Encode once at full dimension, then score every dimension."""
     q_emb, c_emb = encode_data(model, data, batch_size, query_prompt, document_prompt)
     return evaluate_embeddings(q_emb, c_emb, data, dims)
@@ -171,7 +173,7 @@ def evaluate_model_both(
     batch_size: int,
     query_prompt: str = "",
     document_prompt: str = "",
-) -> tuple[dict, dict | None]:
+) -> tuple[Scores, Scores | None]:
     """Scores against the full knowledge base and, when it holds unlabelled passages,
     against the labelled passages alone: one encoding pass serves both."""
     q_emb, c_emb = encode_data(model, data, batch_size, query_prompt, document_prompt)
@@ -182,7 +184,7 @@ def evaluate_model_both(
     return full, evaluate_embeddings(q_emb, c_emb[rows], data.labelled_only(), dims)
 
 
-def bm25_results(data: IRData) -> tuple[dict[str, float], list[float]]:
+def bm25_results(data: IRData) -> tuple[dict[str, float], dict[str, float]]:
     """The lexical baseline: BM25 (bm25s, Lucene variant, English stopwords) on the same
     corpus, queries and metric definitions as the embedding models."""
     import bm25s
@@ -203,13 +205,14 @@ def bm25_results(data: IRData) -> tuple[dict[str, float], list[float]]:
             key=lambda h: (-h[0], h[1]),
         )
         hits.append([cid for _, cid in ranked[:MAX_K]])
-    return score_hits(hits, [data.relevant_docs[q] for q in qids])
+    metrics, ndcg = score_hits(hits, [data.relevant_docs[q] for q in qids])
+    return metrics, dict(zip(qids, ndcg, strict=True))
 
 
-def flat_metrics(results: dict[int, tuple[dict[str, float], list[float]]]) -> dict[str, float]:
+def flat_metrics(results: Scores, prefix: str = "") -> dict[str, float]:
     """Flat, stable keys for metrics JSON: ``dim_<d>_<metric>``."""
     return {
-        f"dim_{d}_{name}": round(value, 6)
+        key(d, name, prefix): round(value, 6)
         for d, (m, _) in results.items()
         for name, value in m.items()
     }

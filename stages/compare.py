@@ -13,7 +13,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from embedtune import io, params
-from embedtune.params import METRIC_NAMES
+from embedtune.metrics import HEADLINE, METRIC_NAMES, key
 from embedtune.stats import ALPHA, RESAMPLES, paired_test, signed, significance_cells
 
 
@@ -22,8 +22,8 @@ def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) ->
     out: dict[str, dict] = {}
     for d in dims:
         for m in METRIC_NAMES:
-            b, t = base[f"dim_{d}_{m}"], tuned[f"dim_{d}_{m}"]
-            out[f"dim_{d}_{m}"] = {
+            b, t = base[key(d, m)], tuned[key(d, m)]
+            out[key(d, m)] = {
                 "base": b,
                 "finetuned": t,
                 "change": round(t - b, 6),
@@ -36,7 +36,7 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.1f}%"
 
 
-HEADLINE = ["dim", "BM25", "base", "fine-tuned", "change", "change %", "95% CI", "p", "significant"]
+HEADERS = ["dim", "BM25", "base", "fine-tuned", "change", "change %", "95% CI", "p", "significant"]
 
 
 def protocol_line(p: params.Params) -> str:
@@ -47,7 +47,7 @@ def protocol_line(p: params.Params) -> str:
     selection = "dev split" if p.split.dev_size > 0 else "TEST split (optimistic, as the reference)"
     return (
         f"Protocol: split `{p.split.strategy}` (seed {p.common.seed}), corpus "
-        f"`{p.build_ir_eval.corpus}`, training columns `{p.train.columns}`, prompts {prompts}, "
+        f"`{p.build_ir_eval.corpus}`, training columns `{p.train.pair_order}`, prompts {prompts}, "
         f"checkpoint chosen on the {selection}."
     )
 
@@ -71,9 +71,9 @@ def corpus_lines(summary: dict, base: dict, tuned: dict, dims: list[int]) -> lis
     ]
     rows = []
     for d in dims:
-        key = f"dim_{d}_ndcg@10"
         row = [d]
-        for source, name in ((base, "bm25_ndcg@10"), (base, key), (tuned, key)):
+        dense = key(d, HEADLINE)
+        for source, name in ((base, f"bm25_{HEADLINE}"), (base, dense), (tuned, dense)):
             labelled, full = source.get(f"labelled_{name}"), source.get(name)
             row += ["n/a" if labelled is None else f"{labelled:.4f}", f"{full:.4f}"]
         rows.append(row)
@@ -95,7 +95,7 @@ def render_report(
     """Markdown for the PR comment: headline table with significance, then every metric."""
     head = []
     for d in dims:
-        r, s = table[f"dim_{d}_ndcg@10"], tests[d]
+        r, s = table[key(d, HEADLINE)], tests[d]
         head.append(
             [
                 d,
@@ -113,7 +113,7 @@ def render_report(
         "ndcg@10 on the held-out test questions, per embedding dimension "
         "(BM25: the lexical baseline on the same corpus and queries):",
         "",
-        tabulate(head, headers=HEADLINE, tablefmt="github", disable_numparse=True),
+        tabulate(head, headers=HEADERS, tablefmt="github", disable_numparse=True),
         "",
         "CI and p compare fine-tuned with base per query: paired bootstrap CI and paired "
         f"sign-flip permutation test ({RESAMPLES:,} resamples, seeded); significant when "
@@ -128,7 +128,7 @@ def render_report(
     for d in dims:
         rows = []
         for m in METRIC_NAMES:
-            r = table[f"dim_{d}_{m}"]
+            r = table[key(d, m)]
             rows.append(
                 [
                     m,
@@ -163,8 +163,8 @@ def draw_chart(table: dict, bm25: float | None, dims: list[int], path: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    for key, label, style in (("base", "base", "o--"), ("finetuned", "fine-tuned", "o-")):
-        ax.plot(dims, [table[f"dim_{d}_ndcg@10"][key] for d in dims], style, label=label)
+    for field, label, style in (("base", "base", "o--"), ("finetuned", "fine-tuned", "o-")):
+        ax.plot(dims, [table[key(d, HEADLINE)][field] for d in dims], style, label=label)
     if bm25 is not None:
         ax.axhline(bm25, color="grey", linestyle=":", label="BM25")
     ax.set_xscale("log", base=2)
@@ -182,10 +182,10 @@ def draw_chart(table: dict, bm25: float | None, dims: list[int], path: Path) -> 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--base", required=True)
-    ap.add_argument("--finetuned", required=True)
-    ap.add_argument("--base-per-query", required=True)
-    ap.add_argument("--finetuned-per-query", required=True)
+    ap.add_argument("--baseline-metrics", required=True, help="the baseline stage's metrics")
+    ap.add_argument("--evaluate-metrics", required=True, help="the evaluate stage's metrics")
+    ap.add_argument("--baseline-per-query", required=True)
+    ap.add_argument("--evaluate-per-query", required=True)
     ap.add_argument("--corpus-summary", required=True, help="build_ir_eval's summary.json")
     ap.add_argument("--out", required=True, help="compare JSON")
     ap.add_argument("--report", required=True, help="markdown report")
@@ -193,12 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = params.load(args.params)
     dims = p.common.dims
-    base = io.read_json(args.base)
-    bm25 = base.get("bm25_ndcg@10")
-    tuned = io.read_json(args.finetuned)
+    base = io.read_json(args.baseline_metrics)
+    bm25 = base.get(f"bm25_{HEADLINE}")
+    tuned = io.read_json(args.evaluate_metrics)
     table = compare(base, tuned, dims)
     summary = io.read_json(args.corpus_summary)
-    bq, tq = io.read_json(args.base_per_query), io.read_json(args.finetuned_per_query)
+    bq, tq = io.read_json(args.baseline_per_query), io.read_json(args.evaluate_per_query)
     tests = {}
     for d in dims:
         qids = sorted(bq[f"dim_{d}"])
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     flat.update(
         {
-            f"dim_{d}_ndcg@10_{k}": round(v, 6) if isinstance(v, float) else v
+            f"{key(d, HEADLINE)}_{k}": round(v, 6) if isinstance(v, float) else v
             for d, s in tests.items()
             for k, v in s.items()
         }

@@ -110,7 +110,7 @@ def build_trainer(model, rows, dev: retrieval.IRData, p: params.Params, workdir:
     return SentenceTransformerTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_dict(training_pairs(rows, t.columns)),
+        train_dataset=Dataset.from_dict(training_pairs(rows, t.pair_order)),
         loss=make_loss(model, t, c.dims),
         evaluator=MatryoshkaIR(dev, c, t.best_metric.removeprefix("eval_")),
         callbacks=callbacks,

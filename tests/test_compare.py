@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedtune.params import METRIC_NAMES
+from embedtune.metrics import METRIC_NAMES
 from embedtune.stats import paired_test
 from stages import compare
 

@@ -184,7 +184,7 @@ def test_two_experiments_read_back_from_exp_show(project):
             for r in exp["revs"]:
                 data = r["data"]
                 lr = data["params"]["params.yaml"]["data"]["train"]["learning_rate"]
-                metrics = data["metrics"]["metrics/finetuned.json"]["data"]
+                metrics = data["metrics"]["metrics/evaluate.json"]["data"]
                 found[r["name"]] = (lr, metrics["dim_8_ndcg@10"])
     for lr, name in names.items():
         assert name in found, (name, sorted(found))

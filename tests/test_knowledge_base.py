@@ -39,14 +39,14 @@ def test_every_stage_searches_the_knowledge_base(kb_project):
     assert len(io.read_jsonl(project / "data/build_ir_eval/corpus.jsonl")) == 200
     compare = io.read_json(project / "metrics/compare.json")
     assert (compare["corpus_passages"], compare["corpus_unlabelled"]) == (200, 160)
-    report = (project / "metrics/report.md").read_text()
+    report = (project / "metrics/compare.md").read_text()
     assert "Corpus searched: 200 passages, 160 of them without questions (40 labelled)" in report
     assert "| dim   | BM25 labelled   | BM25 all" in report
 
 
 def test_labelled_only_and_full_figures_for_every_model(kb_project):
     project, _ = kb_project
-    for name in ("baseline", "finetuned"):
+    for name in ("baseline", "evaluate"):
         m = io.read_json(project / f"metrics/{name}.json")
         for d in (32, 16, 8):
             full, labelled = m[f"dim_{d}_ndcg@10"], m[f"labelled_dim_{d}_ndcg@10"]

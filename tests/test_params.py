@@ -85,3 +85,10 @@ def test_load_names_the_file(tmp_path):
     bad.write_text("common: [unclosed")
     with pytest.raises(StageError, match=str(bad)):
         params.load(bad)
+
+
+def test_a_renamed_key_names_its_new_name():
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["train"]["columns"] = data["train"].pop("pair_order")
+    with pytest.raises(StageError, match="'train.columns' was renamed to 'train.pair_order'"):
+        params.parse(data)

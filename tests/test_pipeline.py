@@ -24,9 +24,9 @@ def test_every_output_exists(reproduced):
         "data/build_ir_eval/test.json",
         "models/finetuned/model.safetensors",
         "metrics/baseline.json",
-        "metrics/finetuned.json",
+        "metrics/evaluate.json",
         "metrics/compare.json",
-        "metrics/report.md",
+        "metrics/compare.md",
         "metrics/compare.png",
         "dvc.lock",
     ]:
@@ -36,12 +36,12 @@ def test_every_output_exists(reproduced):
 
 def test_every_metric_at_every_dim(reproduced):
     project, _ = reproduced
-    for name, extra in (("baseline", METRICS), ("finetuned", 0)):
+    for name, extra in (("baseline", METRICS), ("evaluate", 0)):
         metrics = json.loads((project / "metrics" / f"{name}.json").read_text())
         assert len(metrics) == 3 * METRICS + extra  # baseline also holds the BM25 row
         for d in (32, 16, 8):
             assert 0 <= metrics[f"dim_{d}_ndcg@10"] <= 1
-    report = (project / "metrics" / "report.md").read_text()
+    report = (project / "metrics" / "compare.md").read_text()
     assert "| 16    |" in report and "compare.png" in report
 
 
@@ -49,7 +49,7 @@ def test_dvc_sees_metrics_and_plots(reproduced):
     project, _ = reproduced
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     files = next(iter(shown.values()))["data"]
-    assert {"metrics/baseline.json", "metrics/finetuned.json", "metrics/compare.json"} <= set(files)
+    assert {"metrics/baseline.json", "metrics/evaluate.json", "metrics/compare.json"} <= set(files)
 
 
 def test_second_repro_does_nothing(reproduced):
@@ -83,4 +83,4 @@ def test_two_process_ddp_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
     assert (single_world, world) == (1, 2)
     assert steps <= 0.6 * single_steps
     assert (project / "models" / "finetuned" / "model.safetensors").is_file()
-    assert json.loads((project / "metrics" / "finetuned.json").read_text())["dim_8_ndcg@10"] >= 0
+    assert json.loads((project / "metrics" / "evaluate.json").read_text())["dim_8_ndcg@10"] >= 0

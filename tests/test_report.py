@@ -20,7 +20,7 @@ os.makedirs("metrics", exist_ok=True)
 # Metrics follow the params, so the two commits differ in both.
 json.dump({"dim_64_ndcg@10": round(0.3321 + 100 * lr, 4), "dim_64_mrr@10": round(0.25 + 50 * lr, 4),
            "unchanged": 1.0}, open("metrics/score.json", "w"))
-open("metrics/report.md", "w").write("## Fine-tuned vs base model\\n\\n![ndcg](compare.png)\\n")
+open("metrics/compare.md", "w").write("## Fine-tuned vs base model\\n\\n![ndcg](compare.png)\\n")
 open("metrics/compare.png", "wb").write(b"\\x89PNG fake")
 # Per-query ndcg@10 of 40 test queries (DVC-cached, like the evaluate stage's): the second
 # version is better on every query by a planted 100 * lr.
@@ -40,7 +40,7 @@ DVC_YAML = {
             "params": ["train"],
             "metrics": [{"metrics/score.json": {"cache": False}}],
             "outs": [
-                {"metrics/report.md": {"cache": False}},
+                {"metrics/compare.md": {"cache": False}},
                 "data/evaluate/per_query.json",
                 "data/build_ir_eval/test.json",
             ],
@@ -102,7 +102,7 @@ def _row(body: str, name: str) -> list[str]:
 def test_report_shows_metric_and_param_changes(two_versions, tmp_path):
     repo, (first, head) = two_versions
     out = tmp_path / "comment" / "body.md"
-    rc, _, err = _report(repo, "--base", first, "--out", str(out))
+    rc, _, err = _report(repo, "--base-rev", first, "--out", str(out))
     assert rc == 0, err
     body = out.read_text()
     assert first in body and head in body
@@ -151,7 +151,7 @@ def test_versus_base_explains_when_it_cannot_pair():
 def test_report_image_link_resolves_from_the_output_file(two_versions, tmp_path):
     repo, (first, _) = two_versions
     out = tmp_path / "elsewhere" / "body.md"
-    rc, _, err = _report(repo, "--base", first, "--out", str(out))
+    rc, _, err = _report(repo, "--base-rev", first, "--out", str(out))
     assert rc == 0, err
     link = report.IMAGE.search(out.read_text()).group(2)
     # CML resolves (and with --publish uploads) local images relative to the markdown file.
@@ -160,7 +160,7 @@ def test_report_image_link_resolves_from_the_output_file(two_versions, tmp_path)
 
 def test_report_without_changes_says_so(two_versions):
     repo, (_, head) = two_versions
-    rc, body, err = _report(repo, "--base", "HEAD")
+    rc, body, err = _report(repo, "--base-rev", "HEAD")
     assert rc == 0, err
     assert "No metric changed." in body and "No param changed." in body
     assert "](metrics/compare.png)" in body  # printed to stdout: links relative to cwd
@@ -168,7 +168,7 @@ def test_report_without_changes_says_so(two_versions):
 
 def test_report_fails_loudly_on_an_unknown_base(two_versions):
     repo, _ = two_versions
-    rc, _, err = _report(repo, "--base", "no-such-rev")
+    rc, _, err = _report(repo, "--base-rev", "no-such-rev")
     assert rc != 0 and "error:" in err
 
 
@@ -189,7 +189,7 @@ def test_empty_diff_tables_become_one_line():
 
 def test_missing_report_is_named_not_fatal():
     body = report.assemble("# h\n", None, "", "")
-    assert "metrics/report.md not found" in body and "No metric changed." in body
+    assert "metrics/compare.md not found" in body and "No metric changed." in body
 
 
 def test_fit_cuts_long_bodies():

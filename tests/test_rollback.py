@@ -123,8 +123,8 @@ def released(tmp_path_factory, tiny_model_dir):
 @pytest.mark.slow
 def test_rollback_in_place_restores_v1(released):
     root, project, _ = released
-    v1 = json.loads(_show(project, "v1", "metrics/finetuned.json"))
-    v2 = json.loads(_show(project, "v2", "metrics/finetuned.json"))
+    v1 = json.loads(_show(project, "v1", "metrics/evaluate.json"))
+    v2 = json.loads(_show(project, "v2", "metrics/evaluate.json"))
     lock1, lock2 = (yaml.safe_load(_show(project, t, "dvc.lock")) for t in ("v1", "v2"))
     model = {t: lk["stages"]["train"]["outs"][0]["md5"] for t, lk in (("v1", lock1), ("v2", lock2))}
     assert model["v1"] != model["v2"], "the two versions must differ for this test to mean anything"
@@ -150,7 +150,7 @@ def test_rollback_in_place_restores_v1(released):
 
     # Scoring v1's restored model again gives v1's committed metrics.
     run(["dvc", "repro", "-f", "-s", "evaluate"], project)
-    again = json.loads((project / "metrics" / "finetuned.json").read_text())
+    again = json.loads((project / "metrics" / "evaluate.json").read_text())
     assert again.keys() == v1.keys()
     for key, value in v1.items():
         assert again[key] == pytest.approx(value, abs=1e-6), key

@@ -190,7 +190,7 @@ def test_gpu_job_steps():
         "dvc repro",
         "dvc push -r team",
         "git push origin",
-        "python -m embedtune.report --base",
+        "python -m embedtune.report --base-rev",
         "cml comment update --watermark-title=",
     ):
         assert command in runs, command
