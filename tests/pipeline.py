@@ -58,6 +58,17 @@ def env() -> dict:
     return e
 
 
+def default_signals() -> None:
+    """``preexec_fn`` for a process a test will signal: SIGINT back to its default.
+
+    A command started with ``&`` from a script (a CI job, ``nohup``) inherits SIGINT
+    *ignored*, and Python keeps an ignored SIGINT ignored, so a test's Ctrl-C would never
+    reach dvc or the stage. This gives the child what a terminal gives it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
     if check and proc.returncode != 0:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline import env, run
+from tests.pipeline import default_signals, env, run
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +95,7 @@ def _interrupt_train(repo: Path, sig: int, moment, log: Path) -> int:
             stdout=fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=default_signals,
         )
     try:
         # A hang guard only: the run is far longer than this, and the wait ends on an event.

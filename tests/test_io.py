@@ -14,7 +14,7 @@ import pytest
 
 from embedtune import io
 from embedtune.errors import StageError
-from tests.pipeline import ROOT
+from tests.pipeline import ROOT, default_signals
 
 # A stage whose main writes half an output, says so through a file, then waits to be
 # signalled; the test signals it only once that file exists.
@@ -49,6 +49,7 @@ def test_signal_while_writing_keeps_the_old_output(tmp_path, sig):
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,
     )
     try:
         while not ready.exists():  # an event, not a delay: the output is half written
