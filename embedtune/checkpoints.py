@@ -18,10 +18,10 @@ from embedtune import params
 COMPLETE = ".complete"  # written after the trainer has fully saved a checkpoint
 
 
-def fingerprint(p: params.Params, files: list[Path]) -> str:
+def fingerprint(conf: params.Params, files: list[Path]) -> str:
     """Identity of a training run: params that shape it plus the bytes of its inputs.
     A checkpoint with another fingerprint belongs to another run and must not be resumed."""
-    h = hashlib.sha256(json.dumps([repr(p.train), repr(p.common)]).encode())
+    h = hashlib.sha256(json.dumps([repr(conf.train), repr(conf.common)]).encode())
     for root in files:
         for f in sorted(x for x in ([root] if root.is_file() else root.rglob("*")) if x.is_file()):
             h.update(str(f.relative_to(root.parent)).encode())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
 from embedtune import params, retrieval
+from embedtune.metrics import key
 
 
 class MatryoshkaIR(BaseEvaluator):
@@ -26,8 +27,16 @@ class MatryoshkaIR(BaseEvaluator):
 
     def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]:
         """Encode queries and corpus once and return every dimension's metrics."""
-        c = self.common
+        common = self.common
         results = retrieval.evaluate_model(
-            model, self.data, c.dims, c.eval_batch_size, c.query_prompt, c.document_prompt
+            model,
+            self.data,
+            common.dims,
+            common.eval_batch_size,
+            common.query_prompt,
+            common.document_prompt,
         )
-        return {f"dim_{d}_cosine_{k}": v for d, (m, _) in results.items() for k, v in m.items()}
+        # The trainer's names (eval_dim_128_cosine_ndcg@10) keep the evaluator's "cosine_".
+        return {
+            key(d, f"cosine_{name}"): v for d, (m, _) in results.items() for name, v in m.items()
+        }

@@ -35,7 +35,7 @@ def pick_negatives(mined: list[dict], candidates: int, relevant: dict[str, set[s
 
 
 def mine_negatives(
-    model, rows: list[dict], p: params.Params, pool: list[str] | None = None
+    model, rows: list[dict], conf: params.Params, pool: list[str] | None = None
 ) -> list[dict]:
     """Hard negatives scored by the base model, drawn from ``pool`` (the knowledge-base
     passages the split allows training to see: under by_chunk / by_document none of a dev
@@ -45,7 +45,7 @@ def mine_negatives(
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
-    h, c = p.train.hard_negatives, p.common
+    mine, common = conf.train.hard_negatives, conf.common
     pairs = Dataset.from_dict(
         {"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}
     )
@@ -56,18 +56,18 @@ def mine_negatives(
         anchor_column_name="anchor",
         positive_column_name="positive",
         corpus=corpus,
-        range_min=h.range_min,
-        range_max=min(h.range_max, len(corpus)),
-        relative_margin=h.relative_margin,
-        num_negatives=h.candidates,
+        range_min=mine.range_min,
+        range_max=min(mine.range_max, len(corpus)),
+        relative_margin=mine.relative_margin,
+        num_negatives=mine.candidates,
         sampling_strategy="top",
-        query_prompt=c.query_prompt or None,
-        corpus_prompt=c.document_prompt or None,
+        query_prompt=common.query_prompt or None,
+        corpus_prompt=common.document_prompt or None,
         output_format="n-tuple",
-        batch_size=c.eval_batch_size,
+        batch_size=common.eval_batch_size,
         verbose=False,
     )
-    out = pick_negatives(list(mined), h.candidates, relevant_texts(rows))
+    out = pick_negatives(list(mined), mine.candidates, relevant_texts(rows))
     print(
         f"train: mined a hard negative for {len(out)} of {len(rows)} training pairs from "
         f"{len(corpus)} candidate passages"

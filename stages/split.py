@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (the knowledge base)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    p = params.load(args.params)
-    parts = split_pairs(io.read_jsonl(args.pairs), p.split, p.common.seed)
+    conf = params.load(args.params)
+    parts = split_pairs(io.read_jsonl(args.pairs), conf.split, conf.common.seed)
     passages = io.read_jsonl(args.corpus)
-    pool = train_pool(parts, passages, p.split.strategy)
+    pool = train_pool(parts, passages, conf.split.strategy)
     with io.atomic_path(args.out) as tmp:
         tmp.mkdir()
         for name, rows in parts.items():
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         io.write_json(tmp / "train_pool.json", pool)
     sizes = ", ".join(f"{k} {len(v)}" for k, v in parts.items())
     print(
-        f"split ({p.split.strategy}, seed {p.common.seed}): {sizes}; training may draw "
+        f"split ({conf.split.strategy}, seed {conf.common.seed}): {sizes}; training may draw "
         f"negatives from {len(pool)} of {len(passages)} corpus passages"
     )
 

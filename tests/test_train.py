@@ -1,11 +1,20 @@
-"""train's own parts: column order, precision choice and the configured trainer."""
+"""train: column order, the configured trainer, and real (tiny) runs with the guards attached:
+a planted NaN stops training, a clean run passes every guard, a guided loss trains. The
+guards themselves are unit-tested in test_guards.py."""
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
 
+import pytest
+import torch
+
+from embedtune import params, retrieval
+from embedtune.checkpoints import COMPLETE
 from embedtune.errors import StageError
+from embedtune.guards import check_embeddings
 from stages import train
+from tests.tiny import toy_rows
 
 ROWS = [{"anchor": "q", "positive": "p"}]
 
@@ -18,32 +27,7 @@ def test_reference_order_puts_the_chunk_first():
     assert list(train.training_pairs(ROWS, "positive_anchor")) == ["positive", "anchor"]
 
 
-@pytest.mark.parametrize(
-    ("choice", "cuda", "bf16", "expect"),
-    [
-        ("auto", False, False, {"bf16": False, "fp16": False, "optim": "adamw_torch"}),
-        ("auto", True, True, {"bf16": True, "tf32": True, "optim": "adamw_torch_fused"}),
-        ("auto", True, False, {"fp16": True, "bf16": False}),
-        ("fp32", True, True, {"bf16": False, "fp16": False}),
-    ],
-)
-def test_precision_follows_the_device(choice, cuda, bf16, expect):
-    got = train.precision_settings(choice, cuda, bf16)
-    assert {k: got[k] for k in expect} == expect
-
-
-@pytest.mark.parametrize(
-    ("choice", "cuda", "bf16"),
-    [("bf16", False, False), ("fp16", False, False), ("bf16", True, False)],
-)
-def test_impossible_precision_is_a_params_error(choice, cuda, bf16):
-    with pytest.raises(StageError, match="train.precision"):
-        train.precision_settings(choice, cuda, bf16)
-
-
 def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
-    import dataclasses
-
     from sentence_transformers import SentenceTransformer
 
     from embedtune import params, retrieval
@@ -76,3 +60,59 @@ def test_a_mined_negative_comes_last_in_either_order():
     rows = [{"anchor": "q", "positive": "p", "negative": "n"}]
     assert list(train.training_pairs(rows, "anchor_positive")) == ["anchor", "positive", "negative"]
     assert list(train.training_pairs(rows, "positive_anchor")) == ["positive", "anchor", "negative"]
+
+
+def _setup(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    p = params.load("params.yaml")
+    p = dataclasses.replace(
+        p,
+        common=dataclasses.replace(p.common, dims=[32, 16], max_seq_length=64),
+        train=dataclasses.replace(
+            p.train,
+            best_metric="eval_dim_16_cosine_ndcg@10",
+            batch_size=8,
+            epochs=1,
+            logging_steps=1,
+        ),
+    )
+    rows = [{"anchor": r["question"], "positive": r["text"]} for r in toy_rows(10, 3)]
+    dev = retrieval.IRData(
+        {str(i): r["positive"] for i, r in enumerate(rows[::3])},
+        {"q": rows[0]["anchor"]},
+        {"q": {"0"}},
+    )
+    return SentenceTransformer(str(tiny_model_dir), device="cpu"), rows, dev, p
+
+
+def test_a_planted_nan_stops_training(tmp_path, tiny_model_dir):
+    model, rows, dev, p = _setup(tiny_model_dir)
+    with torch.no_grad():
+        model[0].auto_model.embeddings.LayerNorm.weight[0] = float("nan")
+    with pytest.raises(StageError, match="non-finite"):
+        train.train(model, rows, dev, p, tmp_path / "ckpt", None)
+
+
+def test_a_clean_run_passes_every_guard(tmp_path, tiny_model_dir):
+    model, rows, dev, p = _setup(tiny_model_dir)
+    trained = train.train(model, rows, dev, p, tmp_path / "ckpt", None)
+    assert (tmp_path / "ckpt" / "live").is_dir()
+    assert list((tmp_path / "ckpt").glob(f"checkpoint-*/{COMPLETE}"))  # the guard was attached
+    check_embeddings(trained, [r["anchor"] for r in rows])
+
+
+def test_a_guided_loss_trains_with_the_base_model_as_guide(tmp_path, tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    model, rows, dev, p = _setup(tiny_model_dir)
+    p = dataclasses.replace(p, train=dataclasses.replace(p.train, loss="gist"))
+    guide = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    before = {k: v.clone() for k, v in guide.state_dict().items()}
+    trained = train.train(model, rows, dev, p, tmp_path / "ckpt", None, guide=guide)
+    check_embeddings(trained, [r["anchor"] for r in rows])
+    # The guide is consulted, never trained.
+    assert all(torch.equal(before[k], v) for k, v in guide.state_dict().items())
+    assert any(
+        not torch.equal(before[k], v) for k, v in trained.state_dict().items() if k in before
+    )
