@@ -1,0 +1,112 @@
+"""Benchmark: training recipes side by side, chosen on the dev split.
+
+Each recipe is the project's params with a few keys changed (the loss, mined hard
+negatives, epochs). Every recipe trains with the train stage's own code from the same base
+model and data, picks its best checkpoint on dev as the stage does, and is then scored on
+dev and on test over the whole knowledge base. Choose by the dev column; the test column
+is printed so the README can report the chosen recipe's test figures, not to choose by.
+
+Run it in a project whose data stages are reproduced (`dvc repro build_ir_eval`):
+
+    python benchmarks/recipes.py --out recipes.json
+    python benchmarks/recipes.py --only mnrl gist     # a subset
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# name -> (what changes, train overrides, hard_negatives overrides)
+RECIPES = {
+    "mnrl": ("MNRL, 1 epoch (the default before this comparison)", {"loss": "mnrl"}, {}),
+    "gist": ("GISTEmbedLoss, base model as guide, 1 epoch", {"loss": "gist"}, {}),
+    "mnrl_hard_neg": ("MNRL + one mined hard negative per pair", {}, {"enabled": True}),
+    "mnrl_2_epochs": ("MNRL, 2 epochs", {"epochs": 2}, {}),
+    "gist_2_epochs": ("GISTEmbedLoss, 2 epochs", {"loss": "gist", "epochs": 2}, {}),
+}
+
+
+def recipe_params(conf, train_changes: dict, mining_changes: dict):
+    """``conf`` with the recipe's train (and hard-negative) keys replaced."""
+    mining = dataclasses.replace(conf.train.hard_negatives, **mining_changes)
+    train = dataclasses.replace(conf.train, hard_negatives=mining, **train_changes)
+    return dataclasses.replace(conf, train=train)
+
+
+def run_recipe(name: str, conf, root: Path) -> dict:
+    """Train one recipe and score it on dev and test at every dimension."""
+    from embedtune import io, modeling, retrieval
+    from embedtune.losses import GUIDED
+    from embedtune.metrics import HEADLINE
+    from stages import train
+
+    rows = io.read_jsonl(root / "data/split/train.jsonl")
+    dev = retrieval.IRData.load(root / "data/build_ir_eval", "dev")
+    test = retrieval.IRData.load(root / "data/build_ir_eval", "test")
+    pool = None
+    if conf.train.hard_negatives.enabled:
+        allowed = set(io.read_json(root / "data/split/train_pool.json"))
+        pool = [
+            r["text"] for r in io.read_jsonl(root / "data/fetch/corpus.jsonl") if r["id"] in allowed
+        ]
+    base = root / "models/base"
+    model = modeling.load_model(base, conf.common)
+    guide = modeling.load_model(base, conf.common) if conf.train.loss in GUIDED else None
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tuned = train.train(model, rows, dev, conf, Path(tmp), None, pool, guide)
+    seconds = time.perf_counter() - start
+    common = conf.common
+    out = {"recipe": name, "train_seconds": round(seconds, 1)}
+    for part, data in (("dev", dev), ("test", test)):
+        scores = retrieval.evaluate_model(
+            tuned, data, common.dims, common.eval_batch_size,
+            common.query_prompt, common.document_prompt,
+        )  # fmt: skip
+        for d, (m, _) in scores.items():
+            out[f"{part}_{d}"] = round(m[HEADLINE], 4)
+    return out
+
+
+def main() -> None:
+    from tabulate import tabulate
+
+    from embedtune import params
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=".", help="project folder with data/ and models/base")
+    ap.add_argument("--only", nargs="*", choices=sorted(RECIPES), help="recipes to run")
+    ap.add_argument("--out", help="also write the rows as JSON here (appended per recipe)")
+    args = ap.parse_args()
+    root = Path(args.root)
+    conf = params.load(root / "params.yaml")
+    rows = []
+    for name in args.only or list(RECIPES):
+        what, train_changes, mining_changes = RECIPES[name]
+        print(f"recipes: {name}: {what}", flush=True)
+        rows.append(run_recipe(name, recipe_params(conf, train_changes, mining_changes), root))
+        if args.out:  # after every recipe: an interrupted comparison keeps what it measured
+            Path(args.out).write_text(json.dumps(rows, indent=2))
+    dims = conf.common.dims
+    headers = ["recipe", "train s", *(f"dev {d}" for d in dims), *(f"test {d}" for d in dims)]
+    table = [
+        [r["recipe"], r["train_seconds"], *(r[f"dev_{d}"] for d in dims),
+         *(r[f"test_{d}"] for d in dims)]
+        for r in rows
+    ]  # fmt: skip
+    print(f"ndcg@10 over the whole knowledge base ({conf.split.strategy} split)")
+    print(tabulate(table, headers=headers, tablefmt="github"))
+    best = max(rows, key=lambda r: r[f"dev_{max(dims)}"])
+    print(f"best on dev at {max(dims)} dims: {best['recipe']}")
+
+
+if __name__ == "__main__":
+    main()
