@@ -19,11 +19,24 @@ class MatryoshkaIR(BaseEvaluator):
     """Scores ``data`` at every dimension of ``common.dims`` as ``dim_<d>_cosine_<metric>``;
     ``primary`` (one of those keys) is the metric that picks the best checkpoint."""
 
-    def __init__(self, data: retrieval.IRData, common: params.Common, primary: str) -> None:
+    def __init__(
+        self,
+        data: retrieval.IRData,
+        common: params.Common,
+        primary: str,
+        name: str = "",
+        config: dict | None = None,
+    ) -> None:
         super().__init__()
         self.data = data
         self.common = common
         self.primary_metric = primary
+        self.name = name  # the model card's dataset label
+        self.config = config or {}
+
+    def get_config_dict(self) -> dict:
+        """What the model card prints under the metrics (here: how they were obtained)."""
+        return self.config
 
     def __call__(self, model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]:
         """Encode queries and corpus once and return every dimension's metrics."""

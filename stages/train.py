@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from embedtune import io, mining, modeling, params, retrieval
+from embedtune import io, mining, model_card, modeling, params, retrieval
 from embedtune.checkpoints import fingerprint, latest_complete_checkpoint, prepare_checkpoints
 from embedtune.devices import is_distributed, is_main_process, launch_workers, precision_settings
 from embedtune.errors import StageError
@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", required=True, help="split output folder")
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
     ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (for mining)")
+    ap.add_argument("--source", required=True, help="fetch's source.json (for the model card)")
     ap.add_argument("--out", required=True, help="folder for the fine-tuned model")
     ap.add_argument("--live", required=True, help="folder for the training curves (dvclive)")
     ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints")
@@ -180,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     best = train(model, rows, dev, conf, checkpoints, resume, pool, guide)
     if not is_main_process():
         return
+    test = retrieval.IRData.load(args.ir, "test")
+    source = io.read_json(args.source)
+    model_card.fill(best, conf, source, Path(args.model), len(rows), test)
     with io.atomic_path(args.live) as tmp:
         shutil.copytree(checkpoints / "live", tmp)
     with io.atomic_path(args.out) as tmp:

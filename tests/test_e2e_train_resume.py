@@ -28,6 +28,8 @@ TRAIN = [
     "data/build_ir_eval",
     "--corpus",
     "data/fetch/corpus.jsonl",
+    "--source",
+    "data/fetch/source.json",
 ]
 
 
