@@ -127,8 +127,7 @@ def join(
                 f"{corpus_source} puts it in {doc!r}"
             )
         doc_of[found] = r["document_id"]
-    if problems:
-        raise_problems(problems)
+    raise_problems(problems)
     pairs = [dict(r, chunk_id=new_id.get(r["chunk_id"], r["chunk_id"])) for r in pairs]
     passages = [
         dict(p, document_id=doc_of.get(p["id"])) if p["document_id"] is None else p

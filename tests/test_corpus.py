@@ -95,22 +95,21 @@ def test_a_labelled_chunk_missing_from_the_corpus_names_both_files(tmp_path):
         corpus.join(_pairs(rows), where, passages, False, "pairs.csv", "kb.csv")
 
 
-def test_a_labelled_chunk_with_another_text_in_the_corpus_is_an_error(tmp_path):
+@pytest.mark.parametrize(
+    ("row", "column", "value", "message"),
+    [
+        (3, "text", "an edited version", "chunk id '3' has a different text in the corpus kb"),
+        (1, "case_name", "Some Other Case", "'Case 1', but the corpus kb.csv puts it in 'Some"),
+    ],
+)
+def test_a_labelled_chunk_the_corpus_contradicts_is_an_error(tmp_path, row, column, value, message):
+    """Another text, or another document, for a chunk the pairs already placed."""
     rows = toy_rows(4, 2)
     kb = toy_corpus(rows, extra=2)
-    kb[3]["text"] = "an edited version of the passage"
+    kb[row][column] = value
     passages, _ = _passages(tmp_path, kb)
-    with pytest.raises(StageError, match="chunk id '3' has a different text in the corpus kb"):
+    with pytest.raises(StageError, match=message):
         corpus.join(_pairs(rows), {"3": "row 7"}, passages, False, "pairs.csv", "kb.csv")
-
-
-def test_a_chunk_in_another_document_is_an_error(tmp_path):
-    rows = toy_rows(4, 2)
-    kb = toy_corpus(rows, extra=2)
-    kb[1]["case_name"] = "Some Other Case"
-    passages, _ = _passages(tmp_path, kb)
-    with pytest.raises(StageError, match="'Case 1', but the corpus kb.csv puts it in 'Some"):
-        corpus.join(_pairs(rows), {}, passages, False, "pairs.csv", "kb.csv")
 
 
 def test_pairs_without_chunk_ids_are_matched_by_text(tmp_path):
