@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast lint format bench bench-train profile report
+.PHONY: help setup run test test-fast lint format bench bench-train bench-export profile report
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ bench: setup ## evaluation speed: one-pass evaluator vs one evaluator per dimens
 
 bench-train: setup ## training throughput: the train stage vs a plain trainer script
 	python benchmarks/train_throughput.py --steps 4 --rounds 2
+
+bench-export: setup ## CPU encoding throughput: PyTorch vs the ONNX, int8 and OpenVINO exports
+	python benchmarks/export_speed.py
 
 report: setup ## the PR comment body vs a base revision: make report BASE=main
 	python -m embedtune.report --base-rev $(or $(BASE),main) --out pr-comment.md

@@ -31,9 +31,8 @@ def hub_commit(kind: str, name: str, revision: str) -> str:
     return info.sha
 
 
-def copy_model(src: params.ModelSource, dest: Path) -> str:
-    """Copy the base model into ``dest`` (a temporary path the caller renames); return a
-    name for the provenance record (the resolved commit for a Hub model)."""
+def installed_folder(src: params.ModelSource) -> Path:
+    """The model folder of a ``package`` or ``local`` source, checked, without copying."""
     if src.source == "package":
         spec = importlib.util.find_spec(src.package)
         if spec is None or not spec.submodule_search_locations:
@@ -44,14 +43,20 @@ def copy_model(src: params.ModelSource, dest: Path) -> str:
         folder = Path(next(iter(spec.submodule_search_locations))) / "model"
         if not (folder / "modules.json").is_file():
             raise StageError(f"{folder}: no sentence-transformers model in package {src.package!r}")
+        return folder
+    folder = Path(src.path)
+    if not (folder / "config.json").is_file():
+        raise StageError(f"{folder}: not a model folder (no config.json)")
+    return folder
+
+
+def copy_model(src: params.ModelSource, dest: Path) -> str:
+    """Copy the base model into ``dest`` (a temporary path the caller renames); return a
+    name for the provenance record (the resolved commit for a Hub model)."""
+    if src.source in ("package", "local"):
+        folder = installed_folder(src)
         shutil.copytree(folder, dest)
-        label = f"package {src.package}"
-    elif src.source == "local":
-        folder = Path(src.path)
-        if not (folder / "config.json").is_file():
-            raise StageError(f"{folder}: not a model folder (no config.json)")
-        shutil.copytree(folder, dest)
-        label = f"local {folder}"
+        label = f"package {src.package}" if src.source == "package" else f"local {folder}"
     else:
         from huggingface_hub import snapshot_download
 

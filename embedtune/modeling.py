@@ -13,6 +13,7 @@ from embedtune import io, metrics, params
 from embedtune.errors import StageError
 
 LABELLED = "labelled_"  # key prefix of the figures against the labelled passages only
+HYBRID = "hybrid_"  # key prefix of BM25 + dense reciprocal rank fusion
 
 
 def offline() -> None:
@@ -52,33 +53,60 @@ def load_model(path: str | Path, common: params.Common):
     return model
 
 
+def score_encoder(
+    encoder, data, common: params.Common, bm25: bool = True
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Every figure the baseline and evaluate stages report, from one encoding pass of
+    ``encoder`` (a SentenceTransformer or any object with its ``encode_query`` /
+    ``encode_document`` keywords) over ``data`` (a ``retrieval.IRData``), at every dimension
+    of ``common.dims``: dense (``dim_<d>_<metric>``, and ``labelled_...`` against the
+    labelled passages only), hybrid with BM25 (``hybrid_dim_<d>_<metric>``), int8 and
+    binary (``int8_dim_<d>_ndcg@10``, ``ubinary_...``, with bytes per vector and index
+    size), and with ``bm25`` BM25's own (``bm25_<metric>``).
+
+    Returns (flat metrics, per-query ndcg@10 by query id under ``dim_<d>``,
+    ``hybrid_dim_<d>`` and, with ``bm25``, ``bm25``)."""
+    from embedtune import fusion, quantization, retrieval
+
+    dims = common.dims
+    q_emb, c_emb = retrieval.encode_data(
+        encoder, data, common.eval_batch_size, common.query_prompt, common.document_prompt
+    )
+    depth = fusion.depth(len(data.corpus))  # rankings deep enough to fuse (fusion.DEPTH)
+    dense = retrieval.dense_rankings(q_emb, c_emb, data, dims, depth)
+    lexical = retrieval.bm25_rankings(data, depth, matched_only=True)
+    results = {d: retrieval.score_rankings(hits, data) for d, hits in dense.items()}
+    hybrid = {
+        d: retrieval.score_rankings(fusion.fuse(lexical, hits, common.rrf_k), data)
+        for d, hits in dense.items()
+    }
+    scores = retrieval.flat_metrics(results)
+    labelled = retrieval.labelled_scores(q_emb, c_emb, data, dims)
+    if labelled is not None:  # the corpus before the knowledge base: the gap is the point
+        scores.update(retrieval.flat_metrics(labelled, LABELLED))
+    scores.update(retrieval.flat_metrics(hybrid, HYBRID))
+    scores.update(quantization.quantized_metrics(q_emb, c_emb, data, dims))
+    per_query = {f"dim_{d}": ndcg for d, (_, ndcg) in results.items()}
+    per_query.update({f"{HYBRID}dim_{d}": ndcg for d, (_, ndcg) in hybrid.items()})
+    if bm25:
+        metrics, per_query["bm25"] = retrieval.bm25_results(data)
+        scores.update({f"bm25_{k}": round(v, 6) for k, v in metrics.items()})
+        if data.labelled is not None:
+            metrics, _ = retrieval.bm25_results(data.labelled_only())
+            scores.update({f"{LABELLED}bm25_{k}": round(v, 6) for k, v in metrics.items()})
+    return scores, per_query
+
+
 def run_eval(
     model_dir: str, ir_dir: str, out: str, per_query_out: str, common: params.Common, bm25: bool
 ) -> dict:
-    """Score a model on the test queries at every dimension (and BM25, when asked) and
-    write the metrics and the per-query ndcg@10 that the significance test pairs up."""
+    """Score a model on the test queries (``score_encoder``) and write the metrics and the
+    per-query ndcg@10 that the significance tests pair up."""
     from embedtune import retrieval
 
     model = load_model(model_dir, common)
     data = retrieval.IRData.load(ir_dir, "test")
-    results, labelled = retrieval.evaluate_model_both(
-        model,
-        data,
-        common.dims,
-        common.eval_batch_size,
-        common.query_prompt,
-        common.document_prompt,
-    )
-    scores = retrieval.flat_metrics(results)
-    if labelled is not None:  # the corpus before the knowledge base: the gap is the point
-        scores.update(retrieval.flat_metrics(labelled, LABELLED))
-    per_query = {f"dim_{d}": ndcg for d, (_, ndcg) in results.items()}
-    if bm25:
-        lexical, per_query["bm25"] = retrieval.bm25_results(data)
-        scores.update({f"bm25_{k}": round(v, 6) for k, v in lexical.items()})
-        if labelled is not None:
-            lexical, _ = retrieval.bm25_results(data.labelled_only())
-            scores.update({f"{LABELLED}bm25_{k}": round(v, 6) for k, v in lexical.items()})
+    scores, per_query = score_encoder(model, data, common, bm25)
     io.write_json(per_query_out, per_query)
     io.write_json(out, scores)
     return scores
@@ -96,10 +124,15 @@ def eval_cli(argv: list[str] | None, stage: str) -> None:
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
     ap.add_argument("--out", required=True, help="metrics JSON")
     ap.add_argument("--per-query", required=True, help="per-query ndcg@10 JSON")
-    ap.add_argument("--bm25", action="store_true", help="also score the BM25 lexical baseline")
+    ap.add_argument(
+        "--bm25", action="store_true", help="also report BM25's own metrics (hybrid always uses it)"
+    )
     args = ap.parse_args(argv)
     offline()
-    p = params.load(args.params)
-    m = run_eval(args.model, args.ir, args.out, args.per_query, p.common, bm25=args.bm25)
-    dims = ", ".join(f"{d}d {m[metrics.key(d, metrics.HEADLINE)]:.4f}" for d in p.common.dims)
-    print(f"{stage}: ndcg@10 {dims}")
+    conf = params.load(args.params)
+    m = run_eval(args.model, args.ir, args.out, args.per_query, conf.common, bm25=args.bm25)
+    for name, prefix in (("dense", ""), ("hybrid", HYBRID)):
+        dims = ", ".join(
+            f"{d}d {m[metrics.key(d, metrics.HEADLINE, prefix)]:.4f}" for d in conf.common.dims
+        )
+        print(f"{stage}: {name} ndcg@10 {dims}")

@@ -41,6 +41,7 @@ class Common:
     dims: list[int]
     max_seq_length: int
     eval_batch_size: int
+    rrf_k: int  # hybrid retrieval: reciprocal rank fusion constant
     query_prompt: str
     document_prompt: str
     model: ModelSource
@@ -121,10 +122,61 @@ class Train:
     pair_order: Literal["anchor_positive", "positive_anchor"]
     loss: Literal["mnrl", "cached", "gist", "cached_gist"]
     mini_batch_size: int
-    processes: int
+    processes: int  # per node
+    nodes: int  # machines joined by torchrun's rendezvous (EMBEDTUNE_RDZV_ENDPOINT)
     best_metric: str
     logging_steps: int
     hard_negatives: HardNegatives
+
+
+ExportFormat = Literal["onnx", "onnx_int8", "openvino"]
+
+
+@dataclass(frozen=True)
+class Export:
+    """The export stage: the fine-tuned model as ONNX (float32, int8) and OpenVINO IR."""
+
+    formats: list[ExportFormat]
+    opset: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Optional stage (documents/dvc.yaml.off): a folder of documents split into passages of
+    at most ``size`` tokens of the base model's own tokenizer."""
+
+    folder: str
+    size: int  # tokens, prompt and special tokens included; <= common.max_seq_length
+    overlap: int  # tokens shared by consecutive passages of one document; < size
+    on_bad_document: Literal["fail", "skip"]  # unreadable, empty or encrypted documents
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """Keep a question only if its own passage ranks in the top ``top_k`` for it."""
+
+    retriever: Literal["bm25", "model", "none"]  # model: the base model, cosine
+    top_k: int
+    min_score: float  # the passage's score must reach it (BM25 units or cosine)
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Optional stage: questions per passage from an OpenAI-compatible endpoint."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None  # NAME of the variable holding the key; null: no key
+    prompt: str  # template file with {n} and {passage}
+    questions_per_passage: int
+    concurrency: int
+    timeout_s: float
+    max_retries: int
+    temperature: float
+    max_tokens: int
+    max_question_tokens: int  # longer questions are dropped (query prompt included)
+    dedup_threshold: float | None  # cosine with the base model; null: exact duplicates only
+    roundtrip: RoundTrip
 
 
 @dataclass(frozen=True)
@@ -134,6 +186,9 @@ class Params:
     split: Split
     build_ir_eval: BuildIrEval
     train: Train
+    export: Export
+    chunk: Chunk
+    generate: Generate
 
 
 def _type_name(tp: Any) -> str:
@@ -201,11 +256,13 @@ def _check(p: Params) -> None:
     for key, value in (
         ("common.max_seq_length", c.max_seq_length),
         ("common.eval_batch_size", c.eval_batch_size),
+        ("common.rrf_k", c.rrf_k),
         ("train.batch_size", p.train.batch_size),
         ("train.gradient_accumulation_steps", p.train.gradient_accumulation_steps),
         ("train.logging_steps", p.train.logging_steps),
         ("train.mini_batch_size", p.train.mini_batch_size),
         ("train.processes", p.train.processes),
+        ("train.nodes", p.train.nodes),
     ):
         if value < 1:
             raise StageError(f"params key {key!r}: must be >= 1, got {value}")
@@ -249,6 +306,12 @@ def _check(p: Params) -> None:
         )
     if not 0 <= h.relative_margin < 1:
         raise StageError("params key 'train.hard_negatives.relative_margin': want 0 <= x < 1")
+    _check_documents(p)
+    e = p.export
+    if not e.formats or len(set(e.formats)) != len(e.formats):
+        raise StageError(f"params key 'export.formats': want distinct formats, got {e.formats}")
+    if e.opset < 18:  # torch's dynamo exporter writes opset 18 and up
+        raise StageError(f"params key 'export.opset': want >= 18, got {e.opset}")
     m = re.fullmatch(r"eval_dim_(\d+)_cosine_(.+)", t.best_metric)
     if not m or int(m.group(1)) not in c.dims or m.group(2) not in METRIC_NAMES:
         raise StageError(
@@ -256,6 +319,55 @@ def _check(p: Params) -> None:
             f"emits; want eval_dim_<d>_cosine_<metric> with d in {c.dims} and metric in "
             f"{', '.join(METRIC_NAMES)}"
         )
+
+
+def _check_documents(p: Params) -> None:
+    """Rules of the optional chunk and generate stages (limits that depend on
+    common.max_seq_length are checked by those stages: see ``check_token_limits``)."""
+    ch, g = p.chunk, p.generate
+    if ch.size < 1 or not 0 <= ch.overlap < ch.size:
+        raise StageError(
+            f"params keys 'chunk.size'/'chunk.overlap': want size >= 1 and 0 <= overlap < size, "
+            f"got {ch.size}/{ch.overlap}"
+        )
+    for key, value in (
+        ("generate.questions_per_passage", g.questions_per_passage),
+        ("generate.concurrency", g.concurrency),
+        ("generate.max_tokens", g.max_tokens),
+        ("generate.roundtrip.top_k", g.roundtrip.top_k),
+        ("generate.max_question_tokens", g.max_question_tokens),
+    ):
+        if value < 1:
+            raise StageError(f"params key {key!r}: must be >= 1, got {value}")
+    if g.max_retries < 0 or g.timeout_s <= 0 or not 0 <= g.temperature <= 2:
+        raise StageError(
+            "params keys 'generate.max_retries'/'timeout_s'/'temperature': want retries >= 0, "
+            "timeout > 0 and 0 <= temperature <= 2"
+        )
+    if g.dedup_threshold is not None and not 0 < g.dedup_threshold <= 1:
+        raise StageError("params key 'generate.dedup_threshold': want 0 < x <= 1 or null")
+    if g.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", g.api_key_env):
+        # A key pasted here by mistake would end up in dvc.lock: refuse anything that is not
+        # a variable name, without echoing it.
+        raise StageError(
+            "params key 'generate.api_key_env': want the NAME of an environment variable "
+            "(letters, digits, _), never the key itself"
+        )
+
+
+def check_token_limits(p: Params, keys: tuple[str, ...]) -> None:
+    """``chunk.size`` / ``generate.max_question_tokens`` may not exceed common.max_seq_length:
+    the model would cut what lies beyond. Checked by the stages that use them, so a profile
+    with a short max_seq_length stays valid while those optional stages are off."""
+    limit = p.common.max_seq_length
+    for key in keys:
+        section, name = key.split(".")
+        value = getattr(getattr(p, section), name)
+        if value > limit:
+            raise StageError(
+                f"params key {key!r}: {value} exceeds common.max_seq_length ({limit}): the "
+                "model would never see the tokens beyond it"
+            )
 
 
 def advice(p: Params) -> list[str]:

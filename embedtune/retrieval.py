@@ -114,36 +114,56 @@ def score_hits(
 
 
 def encode(model, texts: list[str], prompt: str, batch_size: int, document: bool) -> torch.Tensor:
-    """Full-dimension embeddings; the prompt is prepended exactly as the evaluator does."""
-    fn = model.encode_document if document else model.encode_query
-    return fn(
-        texts,
-        prompt=prompt or None,
-        batch_size=batch_size,
-        convert_to_tensor=True,
-        show_progress_bar=True,
-    ).cpu()
+    """Full-dimension embeddings; the prompt is prepended exactly as the evaluator does.
+    ``model`` is a SentenceTransformer or any encoder with its ``encode_query`` /
+    ``encode_document`` (or only ``encode``) keywords, e.g. an exported model's; a numpy
+    result is taken too."""
+    import torch
+
+    fn = getattr(model, "encode_document" if document else "encode_query", None) or model.encode
+    kwargs = {"prompt": prompt or None, "batch_size": batch_size, "convert_to_tensor": True}
+    return torch.as_tensor(fn(texts, **kwargs, show_progress_bar=True)).cpu()
 
 
 Scores = dict[int, tuple[dict[str, float], dict[str, float]]]  # dim -> (metrics, {qid: ndcg})
 
 
+def scored_queries(data: IRData) -> tuple[list[str], list[int]]:
+    """Ids and row numbers (in ``data.queries`` order) of the queries that have relevant
+    passages: the only ones a metric can be computed for."""
+    keep = [i for i, q in enumerate(data.queries) if data.relevant_docs.get(q)]
+    qids = list(data.queries)
+    return [qids[i] for i in keep], keep
+
+
+def score_rankings(
+    hits: list[list[str]], data: IRData
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean metrics and each query's ndcg@10 by query id for rankings of the scored queries
+    (``scored_queries`` order); rankings deeper than MAX_K are scored on their top MAX_K."""
+    qids, _ = scored_queries(data)
+    metrics, ndcg = score_hits(hits, [data.relevant_docs[q] for q in qids])
+    return metrics, dict(zip(qids, ndcg, strict=True))
+
+
+def dense_rankings(
+    q_emb: torch.Tensor, c_emb: torch.Tensor, data: IRData, dims: list[int], depth: int = MAX_K
+) -> dict[int, list[list[str]]]:
+    """Per dimension, each scored query's top ``depth`` corpus ids by cosine (truncate,
+    re-normalise, rank)."""
+    _, keep = scored_queries(data)
+    q_emb = q_emb[keep]
+    corpus_ids = list(data.corpus)
+    return {d: ranked_hits(q_emb[:, :d], c_emb[:, :d], corpus_ids, depth) for d in dims}
+
+
 def evaluate_embeddings(
     q_emb: torch.Tensor, c_emb: torch.Tensor, data: IRData, dims: list[int]
 ) -> Scores:
-    """Metrics per dimension from full-size embeddings (truncate, re-normalise, rank), and
-    each query's ndcg@10 by query id (what the paired significance test pairs up)."""
-    qids = [q for q in data.queries if data.relevant_docs.get(q)]
-    keep = [i for i, q in enumerate(data.queries) if data.relevant_docs.get(q)]
-    q_emb = q_emb[keep]
-    corpus_ids = list(data.corpus)
-    relevant = [data.relevant_docs[q] for q in qids]
-    results = {}
-    for d in dims:
-        hits = ranked_hits(q_emb[:, :d], c_emb[:, :d], corpus_ids, MAX_K)
-        metrics, ndcg = score_hits(hits, relevant)
-        results[d] = metrics, dict(zip(qids, ndcg, strict=True))
-    return results
+    """Metrics per dimension from full-size embeddings, and each query's ndcg@10 by query
+    id (what the paired significance test pairs up)."""
+    rankings = dense_rankings(q_emb, c_emb, data, dims)
+    return {d: score_rankings(hits, data) for d, hits in rankings.items()}
 
 
 def evaluate_model(
@@ -166,27 +186,31 @@ def encode_data(model, data: IRData, batch_size: int, query_prompt: str, documen
     return q_emb, c_emb
 
 
-def evaluate_model_both(
-    model,
-    data: IRData,
-    dims: list[int],
-    batch_size: int,
-    query_prompt: str = "",
-    document_prompt: str = "",
-) -> tuple[Scores, Scores | None]:
-    """Scores against the full knowledge base and, when it holds unlabelled passages,
-    against the labelled passages alone: one encoding pass serves both."""
-    q_emb, c_emb = encode_data(model, data, batch_size, query_prompt, document_prompt)
-    full = evaluate_embeddings(q_emb, c_emb, data, dims)
+def labelled_scores(
+    q_emb: torch.Tensor, c_emb: torch.Tensor, data: IRData, dims: list[int]
+) -> Scores | None:
+    """When the knowledge base holds unlabelled passages, the scores against the labelled
+    passages alone from the same embeddings (None otherwise)."""
     if data.labelled is None:
-        return full, None
+        return None
     rows = [i for i, cid in enumerate(data.corpus) if cid in data.labelled]
-    return full, evaluate_embeddings(q_emb, c_emb[rows], data.labelled_only(), dims)
+    return evaluate_embeddings(q_emb, c_emb[rows], data.labelled_only(), dims)
 
 
-def bm25_results(data: IRData) -> tuple[dict[str, float], dict[str, float]]:
-    """The lexical baseline: BM25 (bm25s, Lucene variant, English stopwords) on the same
-    corpus, queries and metric definitions as the embedding models."""
+def evaluate_model_both(
+    model, data: IRData, dims: list[int], batch_size: int, query_prompt="", document_prompt=""
+) -> tuple[Scores, Scores | None]:
+    """Scores against the full knowledge base and against the labelled passages alone (None
+    when every passage is labelled): one encoding pass serves both."""
+    q_emb, c_emb = encode_data(model, data, batch_size, query_prompt, document_prompt)
+    return evaluate_embeddings(q_emb, c_emb, data, dims), labelled_scores(q_emb, c_emb, data, dims)
+
+
+def bm25_rankings(data: IRData, depth: int = MAX_K, matched_only: bool = False) -> list[list[str]]:
+    """The lexical baseline's top ``depth`` corpus ids per scored query: BM25 (bm25s, Lucene
+    variant, English stopwords), ties by ascending id like the dense ranking. ``matched_only``
+    drops passages that share no term with the query (score 0): their order is only the id
+    order, which must not earn them fusion credit."""
     import bm25s
 
     corpus_ids = list(data.corpus)
@@ -194,9 +218,9 @@ def bm25_results(data: IRData) -> tuple[dict[str, float], dict[str, float]]:
     retriever.index(
         bm25s.tokenize(list(data.corpus.values()), show_progress=False), show_progress=False
     )
-    qids = [q for q in data.queries if data.relevant_docs.get(q)]
+    qids, _ = scored_queries(data)
     tokens = bm25s.tokenize([data.queries[q] for q in qids], show_progress=False)
-    k = min(MAX_K + 16, len(corpus_ids))
+    k = min(depth + 16, len(corpus_ids))  # a few extra so ties at the cut are ordered by id
     docs, scores = retriever.retrieve(tokens, k=k, show_progress=False)
     hits = []
     for row_docs, row_scores in zip(docs.tolist(), scores.tolist(), strict=True):
@@ -204,9 +228,13 @@ def bm25_results(data: IRData) -> tuple[dict[str, float], dict[str, float]]:
             zip(row_scores, (corpus_ids[i] for i in row_docs), strict=True),
             key=lambda h: (-h[0], h[1]),
         )
-        hits.append([cid for _, cid in ranked[:MAX_K]])
-    metrics, ndcg = score_hits(hits, [data.relevant_docs[q] for q in qids])
-    return metrics, dict(zip(qids, ndcg, strict=True))
+        hits.append([cid for s, cid in ranked[:depth] if s > 0 or not matched_only])
+    return hits
+
+
+def bm25_results(data: IRData) -> tuple[dict[str, float], dict[str, float]]:
+    """BM25's metrics on the same corpus, queries and metric definitions as the models."""
+    return score_rankings(bm25_rankings(data), data)
 
 
 def flat_metrics(results: Scores, prefix: str = "") -> dict[str, float]:

@@ -1,8 +1,10 @@
-"""compare: base vs fine-tuned, per dimension, as JSON, a markdown report and a chart.
+"""compare: base vs fine-tuned, their hybrids and quantized indexes, per dimension, as JSON,
+a markdown report and two charts.
 
-The report is written to read well as a pull-request comment. For each dimension it also
-says whether the ndcg@10 difference is more than noise: a paired bootstrap confidence
-interval and a paired sign-flip permutation p-value over the per-query scores (seeded).
+The report is written to read well as a pull-request comment. Whether a difference is more
+than noise is a paired bootstrap confidence interval and a paired sign-flip permutation
+p-value over the per-query scores (seeded): fine-tuned vs base at every dimension, and
+fine-tuned hybrid vs BM25 and vs base hybrid. Rendering lives in embedtune/compare_report.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tabulate import tabulate
-
-from embedtune import io, params
+from embedtune import compare_charts, compare_report, io, params
+from embedtune.errors import StageError
 from embedtune.metrics import HEADLINE, METRIC_NAMES, key
-from embedtune.stats import ALPHA, RESAMPLES, paired_test, signed, significance_cells
+from embedtune.quantization import PRECISIONS  # numpy only: no torch at import
+from embedtune.stats import mean_ci, paired_test
 
 
 def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) -> dict[str, dict]:
@@ -32,151 +34,109 @@ def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) ->
     return out
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.1f}%"
-
-
-HEADERS = ["dim", "BM25", "base", "fine-tuned", "change", "change %", "95% CI", "p", "significant"]
-
-
-def protocol_line(p: params.Params) -> str:
+def protocol_line(conf: params.Params) -> str:
     """One line naming the protocol choices that produced the figures."""
+    common, split = conf.common, conf.split
     prompts = "none"
-    if p.common.query_prompt or p.common.document_prompt:
-        prompts = f"{p.common.query_prompt!r} / {p.common.document_prompt!r}"
-    selection = "dev split" if p.split.dev_size > 0 else "TEST split (optimistic, as the reference)"
+    if common.query_prompt or common.document_prompt:
+        prompts = f"{common.query_prompt!r} / {common.document_prompt!r}"
+    selection = "dev split" if split.dev_size > 0 else "TEST split (optimistic, as the reference)"
     return (
-        f"Protocol: split `{p.split.strategy}` (seed {p.common.seed}), corpus "
-        f"`{p.build_ir_eval.corpus}`, training columns `{p.train.pair_order}`, prompts {prompts}, "
+        f"Protocol: split `{split.strategy}` (seed {common.seed}), corpus "
+        f"`{conf.build_ir_eval.corpus}`, pair order `{conf.train.pair_order}`, prompts {prompts}, "
         f"checkpoint chosen on the {selection}."
     )
 
 
-def corpus_lines(summary: dict, base: dict, tuned: dict, dims: list[int]) -> list[str]:
-    """What was searched and, when the knowledge base holds passages without questions, the
-    figures against the labelled passages alone beside the full corpus: the gap is how much
-    the distractors a production index holds cost each model."""
-    n, unlabelled = summary["corpus"], summary["unlabelled"]
-    if not unlabelled:
-        return [
-            f"Corpus searched: {n:,} passages, all of them labelled (no knowledge base given: "
-            "set `fetch.corpus` to search every passage a deployment would).",
-            "",
-        ]
-    lines = [
-        f"Corpus searched: {n:,} passages, {unlabelled:,} of them without questions "
-        f"({summary['labelled']:,} labelled); ndcg@10 against the labelled passages only and "
-        "against the whole knowledge base:",
-        "",
-    ]
+def per_query(scores: dict, name: str, source: str, qids: list[str]) -> list[float]:
+    """One system's per-query ndcg@10 in ``qids`` order, or an error naming what is missing."""
+    found = scores.get(name)
+    if found is None or set(found) != set(qids):
+        why = "missing" if found is None else "scored on other queries"
+        raise StageError(f"{source}: per-query scores {name!r} {why}: rerun baseline/evaluate")
+    return [found[q] for q in qids]
+
+
+def per_query_ids(scores: dict, source: str) -> list[str]:
+    """The test queries, as the baseline's BM25 scores list them."""
+    if "bm25" not in scores:
+        raise StageError(f"{source}: no per-query 'bm25' scores: run baseline with --bm25")
+    return list(scores["bm25"])
+
+
+def hybrid_figures(bq: dict, tq: dict, dims: list[int], seed: int, paths: tuple[str, str]):
+    """Per dimension: each system's mean ndcg@10 with its CI, and the paired tests of
+    fine-tuned hybrid vs BM25 and vs base hybrid."""
+    qids = sorted(per_query_ids(bq, paths[0]))
+    bm25 = mean_ci(per_query(bq, "bm25", paths[0], qids), seed)
+    systems, tests = {}, {}
+    for d in dims:
+        runs = {
+            "bm25": per_query(bq, "bm25", paths[0], qids),
+            "base": per_query(bq, f"dim_{d}", paths[0], qids),
+            "finetuned": per_query(tq, f"dim_{d}", paths[1], qids),
+            "base_hybrid": per_query(bq, f"hybrid_dim_{d}", paths[0], qids),
+            "finetuned_hybrid": per_query(tq, f"hybrid_dim_{d}", paths[1], qids),
+        }
+        systems[d] = {n: bm25 if n == "bm25" else mean_ci(v, seed) for n, v in runs.items()}
+        tests[d] = {
+            r: paired_test(runs[r], runs["finetuned_hybrid"], seed) for r in ("bm25", "base_hybrid")
+        }
+    return systems, tests
+
+
+def metric(scores: dict, name: str, source: str):
+    """A metric from a stage's metrics JSON, or an error naming the file and the key."""
+    if name not in scores:
+        raise StageError(f"{source}: metric {name!r} missing: rerun baseline/evaluate")
+    return scores[name]
+
+
+def quantization_rows(base: dict, tuned: dict, dims: list[int], paths: tuple[str, str]):
+    """Per dimension and precision: storage and ndcg@10 of both models, and the fine-tuned
+    model's change against its own float32 index."""
     rows = []
     for d in dims:
-        row = [d]
-        dense = key(d, HEADLINE)
-        for source, name in ((base, f"bm25_{HEADLINE}"), (base, dense), (tuned, dense)):
-            labelled, full = source.get(f"labelled_{name}"), source.get(name)
-            row += ["n/a" if labelled is None else f"{labelled:.4f}", f"{full:.4f}"]
-        rows.append(row)
-    headers = ["dim", "BM25 labelled", "BM25 all", "base labelled", "base all"]
-    headers += ["fine-tuned labelled", "fine-tuned all"]
-    lines += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    return lines
-
-
-def render_report(
-    table: dict,
-    tests: dict[int, dict],
-    bm25: float | None,
-    dims: list[int],
-    chart: str,
-    protocol: str,
-    corpus: list[str] = (),
-) -> str:
-    """Markdown for the PR comment: headline table with significance, then every metric."""
-    head = []
-    for d in dims:
-        r, s = table[key(d, HEADLINE)], tests[d]
-        head.append(
-            [
-                d,
-                "n/a" if bm25 is None else f"{bm25:.4f}",
-                f"{r['base']:.4f}",
-                f"{r['finetuned']:.4f}",
-                signed(r["change"]),
-                _pct(r["change_pct"]),
-                *significance_cells(s),
-            ]
-        )
-    lines = [
-        "## Fine-tuned vs base model",
-        "",
-        "ndcg@10 on the held-out test questions, per embedding dimension "
-        "(BM25: the lexical baseline on the same corpus and queries):",
-        "",
-        tabulate(head, headers=HEADERS, tablefmt="github", disable_numparse=True),
-        "",
-        "CI and p compare fine-tuned with base per query: paired bootstrap CI and paired "
-        f"sign-flip permutation test ({RESAMPLES:,} resamples, seeded); significant when "
-        f"p < {ALPHA} and the CI excludes 0.",
-        "",
-        *corpus,
-        protocol,
-        "",
-        f"![ndcg@10 by dimension]({chart})",
-        "",
-    ]
-    for d in dims:
-        rows = []
-        for m in METRIC_NAMES:
-            r = table[key(d, m)]
+        for p in PRECISIONS:
+            ndcg = key(d, HEADLINE, "" if p == "float32" else f"{p}_")
+            b, t = metric(base, ndcg, paths[0]), metric(tuned, ndcg, paths[1])
             rows.append(
-                [
-                    m,
-                    f"{r['base']:.4f}",
-                    f"{r['finetuned']:.4f}",
-                    signed(r["change"]),
-                    _pct(r["change_pct"]),
-                ]
+                {
+                    "dim": d,
+                    "precision": p,
+                    "bytes": metric(tuned, key(d, "bytes_per_vector", f"{p}_"), paths[1]),
+                    "index_bytes": metric(tuned, key(d, "index_bytes", f"{p}_"), paths[1]),
+                    "base": b,
+                    "finetuned": t,
+                    "finetuned_change": round(t - tuned[key(d, HEADLINE)], 6),
+                    "base_change": round(b - base[key(d, HEADLINE)], 6),
+                }
             )
-        body = tabulate(
-            rows,
-            headers=["metric", "base", "fine-tuned", "change", "change %"],
-            tablefmt="github",
-            disable_numparse=True,
-        )
-        lines += [
-            f"<details><summary>All metrics at {d} dimensions</summary>",
-            "",
-            body,
-            "",
-            "</details>",
-            "",
-        ]
-    return "\n".join(lines)
+    return rows
 
 
-def draw_chart(table: dict, bm25: float | None, dims: list[int], path: Path) -> None:
-    """ndcg@10 against dimension, base vs fine-tuned (BM25 as a flat line), as a PNG."""
-    import matplotlib
+def _r(v):
+    return round(v, 6) if isinstance(v, float) else v
 
-    matplotlib.use("Agg")  # no display on CI runners or servers
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    for field, label, style in (("base", "base", "o--"), ("finetuned", "fine-tuned", "o-")):
-        ax.plot(dims, [table[key(d, HEADLINE)][field] for d in dims], style, label=label)
-    if bm25 is not None:
-        ax.axhline(bm25, color="grey", linestyle=":", label="BM25")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(dims, [str(d) for d in dims])
-    ax.set_xlabel("embedding dimension")
-    ax.set_ylabel("ndcg@10")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    # Fixed metadata keeps the PNG bytes identical between identical runs.
-    fig.savefig(path, format="png", metadata={"Software": None})
-    plt.close(fig)
+def flat_results(table, tests, systems, hybrid_tests, quant) -> dict:
+    """compare.json: flat, stable keys (see the README for their meaning)."""
+    flat = {f"{k}_{f}": v for k, row in table.items() for f, v in row.items() if "change" in f}
+    for d, s in tests.items():
+        flat.update({f"{key(d, HEADLINE)}_{k}": _r(v) for k, v in s.items()})
+    for d, by_system in systems.items():
+        for name, r in by_system.items():
+            prefix = f"{name}_" if name == "bm25" else f"{name}_dim_{d}_"
+            flat.update({f"{prefix}{HEADLINE}_{k}": _r(v) for k, v in r.items()})
+        for rival, t in hybrid_tests[d].items():
+            flat.update({f"hybrid_vs_{rival}_dim_{d}_{HEADLINE}_{k}": _r(v) for k, v in t.items()})
+    for r in quant:
+        if r["precision"] != "float32":
+            for model in ("base", "finetuned"):
+                flat[f"{model}_{r['precision']}_dim_{r['dim']}_{HEADLINE}_change"] = r[
+                    f"{model}_change"
+                ]
+    return flat
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,43 +147,52 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline-per-query", required=True)
     ap.add_argument("--evaluate-per-query", required=True)
     ap.add_argument("--corpus-summary", required=True, help="build_ir_eval's summary.json")
+    ap.add_argument("--export-metrics", required=True, help="the export stage's metrics")
     ap.add_argument("--out", required=True, help="compare JSON")
     ap.add_argument("--report", required=True, help="markdown report")
-    ap.add_argument("--chart", required=True, help="PNG chart")
+    ap.add_argument("--chart", required=True, help="PNG chart: ndcg@10 by dimension")
+    ap.add_argument("--quant-chart", required=True, help="PNG chart: ndcg@10 by bytes/vector")
     args = ap.parse_args(argv)
-    p = params.load(args.params)
-    dims = p.common.dims
+    conf = params.load(args.params)
+    dims, seed = conf.common.dims, conf.common.seed
     base = io.read_json(args.baseline_metrics)
-    bm25 = base.get(f"bm25_{HEADLINE}")
     tuned = io.read_json(args.evaluate_metrics)
+    bm25 = metric(base, f"bm25_{HEADLINE}", args.baseline_metrics)
+    for d in dims:
+        for m in METRIC_NAMES:
+            metric(base, key(d, m), args.baseline_metrics)
+            metric(tuned, key(d, m), args.evaluate_metrics)
     table = compare(base, tuned, dims)
     summary = io.read_json(args.corpus_summary)
     bq, tq = io.read_json(args.baseline_per_query), io.read_json(args.evaluate_per_query)
-    tests = {}
-    for d in dims:
-        qids = sorted(bq[f"dim_{d}"])
-        tests[d] = paired_test(
-            [bq[f"dim_{d}"][q] for q in qids], [tq[f"dim_{d}"][q] for q in qids], p.common.seed
+    pq_paths = (args.baseline_per_query, args.evaluate_per_query)
+    qids = sorted(per_query_ids(bq, pq_paths[0]))
+    tests = {
+        d: paired_test(
+            per_query(bq, f"dim_{d}", pq_paths[0], qids),
+            per_query(tq, f"dim_{d}", pq_paths[1], qids),
+            seed,
         )
-    flat = {
-        f"{k}_{field}": v
-        for k, row in table.items()
-        for field, v in row.items()
-        if field in ("change", "change_pct")
+        for d in dims
     }
-    flat.update(
-        {
-            f"{key(d, HEADLINE)}_{k}": round(v, 6) if isinstance(v, float) else v
-            for d, s in tests.items()
-            for k, v in s.items()
-        }
-    )
+    systems, hybrid_tests = hybrid_figures(bq, tq, dims, seed, pq_paths)
+    quant = quantization_rows(base, tuned, dims, (args.baseline_metrics, args.evaluate_metrics))
+    flat = flat_results(table, tests, systems, hybrid_tests, quant)
     flat.update(corpus_passages=summary["corpus"], corpus_unlabelled=summary["unlabelled"])
-    chart = Path(args.chart)
-    corpus = corpus_lines(summary, base, tuned, dims)
-    report = render_report(table, tests, bm25, dims, chart.name, protocol_line(p), corpus)
+    chart, quant_chart = Path(args.chart), Path(args.quant_chart)
+    rrf_k = conf.common.rrf_k
+    sections = compare_report.hybrid_lines(systems, hybrid_tests, dims, rrf_k, chart.name)
+    sections += compare_report.quantization_lines(quant, summary["corpus"], quant_chart.name)
+    sections += compare_report.export_lines(io.read_json(args.export_metrics), dims)
+    corpus = compare_report.corpus_lines(summary, base, tuned, dims)
+    report = compare_report.render_report(
+        table, tests, bm25, dims, chart.name, protocol_line(conf), corpus, sections
+    )
+    hybrid = {m: [systems[d][f"{m}_hybrid"]["mean"] for d in dims] for m in ("base", "finetuned")}
     with io.atomic_path(chart) as tmp:
-        draw_chart(table, bm25, dims, tmp)
+        compare_charts.draw_chart(table, bm25, dims, tmp, hybrid)
+    with io.atomic_path(quant_chart) as tmp:
+        compare_charts.draw_quantization_chart(quant, bm25, tmp)
     with io.atomic_path(args.report) as tmp:
         tmp.write_text(report, encoding="utf-8")
     io.write_json(args.out, flat)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from embedtune import io, mining, model_card, modeling, params, retrieval
 from embedtune.checkpoints import fingerprint, latest_complete_checkpoint, prepare_checkpoints
-from embedtune.devices import is_distributed, is_main_process, launch_workers, precision_settings
+from embedtune.devices import (
+    global_rank,
+    is_distributed,
+    is_main_process,
+    launch_workers,
+    precision_settings,
+    share_weights_from_rank0,
+)
 from embedtune.errors import StageError
 from embedtune.losses import GUIDED, make_loss
 
@@ -120,17 +127,23 @@ def train(
         rows = mining.mine_negatives(model, rows, conf, pool)
     trainer = build_trainer(model, rows, dev, conf, checkpoints, live, guide)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    best = trainer.state.best_model_checkpoint
-    if not best or not Path(best).is_dir():
-        raise StageError(
-            "train: no best checkpoint was recorded; refusing to save the last weights"
-        )
-    guards.check_best_weights(trainer.model, Path(best))
-    guards.check_embeddings(trainer.model, [r["anchor"] for r in rows] + list(dev.corpus.values()))
     state = trainer.state
+    if conf.train.nodes > 1:
+        # Checkpoints hold weights on global rank 0's machine only (transformers writes them
+        # there alone), so the other machines take the best weights from it.
+        share_weights_from_rank0(trainer.model)
+    if global_rank() == 0:
+        best = state.best_model_checkpoint
+        if not best or not Path(best).is_dir():
+            raise StageError(
+                "train: no best checkpoint was recorded; refusing to save the last weights"
+            )
+        guards.check_best_weights(trainer.model, Path(best))
+    guards.check_embeddings(trainer.model, [r["anchor"] for r in rows] + list(dev.corpus.values()))
     print(
         f"train: {state.global_step} optimizer steps on {trainer.args.world_size} process(es); "
-        f"best checkpoint {Path(best).name}, {conf.train.best_metric} = {state.best_metric:.4f}"
+        f"best checkpoint at step {state.best_global_step}, "
+        f"{conf.train.best_metric} = {state.best_metric:.4f}"
     )
     return trainer.model
 
@@ -163,21 +176,23 @@ def main(argv: list[str] | None = None) -> None:
     if conf.train.hard_negatives.enabled:
         allowed = set(io.read_json(Path(args.split) / "train_pool.json"))
         pool = [r["text"] for r in io.read_jsonl(args.corpus) if r["id"] in allowed]
-    model = modeling.load_model(args.model, conf.common)
-    # The guide stays the base model throughout: a second, frozen copy.
-    guide = modeling.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
     checkpoints = Path(args.checkpoints)
     if not is_distributed():
         inputs = [Path(args.model), Path(args.split), Path(args.ir), Path(args.corpus)]
         fp = fingerprint(conf, inputs)
         resume = prepare_checkpoints(checkpoints, fp)
-        if conf.train.processes > 1:
-            launch_workers(
-                conf.train.processes, "stages.train", sys.argv[1:] if argv is None else argv
-            )
+        if conf.train.processes > 1 or conf.train.nodes > 1:
+            forwarded = sys.argv[1:] if argv is None else argv
+            cfg = conf.train
+            launch_workers(cfg.processes, cfg.nodes, "stages.train", forwarded, fp[:16])
             return
     else:
-        resume = latest_complete_checkpoint(checkpoints)  # the launcher checked its fingerprint
+        # The launcher checked the fingerprint. Across machines only global rank 0 holds
+        # complete checkpoints, so a multi-node run starts over rather than resume.
+        resume = latest_complete_checkpoint(checkpoints) if conf.train.nodes == 1 else None
+    model = modeling.load_model(args.model, conf.common)
+    # The guide stays the base model throughout: a second, frozen copy.
+    guide = modeling.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
     best = train(model, rows, dev, conf, checkpoints, resume, pool, guide)
     if not is_main_process():
         return

@@ -19,6 +19,8 @@ PROJECT_FILES = [
     "stages",
     "embedtune",
     "sample",
+    "prompts",  # generate's prompt template
+    "documents",  # the optional chunk/generate pipeline (dvc.yaml.off: DVC ignores it)
 ]
 
 

@@ -1,4 +1,4 @@
-"""Integrity under faults, and experiments, with the real `dvc` CLI on the tiny profile.
+"""Integrity under faults with the real `dvc` CLI on the tiny profile.
 
 Interrupts go to `dvc repro`'s whole process group, as Ctrl-C in a terminal or a job
 scheduler's kill would: DVC and the stage it runs receive the signal together.
@@ -183,28 +183,3 @@ def _interrupt_chain(project: Path, lock: bytes, tmp_path: Path) -> None:
         assert not (project / "models" / "finetuned").exists(), what
         if sig != signal.SIGKILL:
             assert not (project / "models" / ".finetuned.tmp").exists(), what
-
-
-def test_two_experiments_read_back_from_exp_show(project):
-    names = {}
-    for lr in (2e-3, 4e-3):
-        out = run(["dvc", "exp", "run", "-S", f"train.learning_rate={lr}"], project).stdout
-        names[lr] = next(
-            line.split(":", 1)[1].strip() for line in out.splitlines() if "Ran experiment" in line
-        )
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
-    found = {}
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for r in exp["revs"]:
-                data = r["data"]
-                lr = data["params"]["params.yaml"]["data"]["train"]["learning_rate"]
-                metrics = data["metrics"]["metrics/evaluate.json"]["data"]
-                found[r["name"]] = (lr, metrics["dim_8_ndcg@10"])
-    for lr, name in names.items():
-        assert name in found, (name, sorted(found))
-        assert found[name][0] == pytest.approx(lr)
-        assert 0 <= found[name][1] <= 1
-    # The workspace is left on the last experiment; the committed version is still intact.
-    run(["git", "checkout", "-q", "--", "."], project)
-    run(["dvc", "checkout", "-q"], project)

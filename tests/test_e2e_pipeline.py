@@ -38,9 +38,12 @@ def test_every_metric_at_every_dim(reproduced):
     project, _ = reproduced
     for name, extra in (("baseline", METRICS), ("evaluate", 0)):
         metrics = json.loads((project / "metrics" / f"{name}.json").read_text())
-        assert len(metrics) == 3 * METRICS + extra  # baseline also holds the BM25 row
+        # Per dim: dense and hybrid metrics, int8 and binary ndcg@10, bytes per vector and
+        # index bytes of three precisions; baseline also holds the BM25 row.
+        assert len(metrics) == 3 * (2 * METRICS + 2 + 6) + extra
         for d in (32, 16, 8):
-            assert 0 <= metrics[f"dim_{d}_ndcg@10"] <= 1
+            for prefix in ("", "hybrid_", "int8_", "ubinary_"):
+                assert 0 <= metrics[f"{prefix}dim_{d}_ndcg@10"] <= 1
     report = (project / "metrics" / "compare.md").read_text()
     assert "| 16    |" in report and "compare.png" in report
 
@@ -84,3 +87,59 @@ def test_two_process_ddp_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
     assert steps <= 0.6 * single_steps
     assert (project / "models" / "finetuned" / "model.safetensors").is_file()
     assert json.loads((project / "metrics" / "evaluate.json").read_text())["dim_8_ndcg@10"] >= 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_of_one_process_each_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
+    """train.nodes: 2 joins two machines with torchrun's c10d rendezvous. Here two copies of
+    the project stand for two machines: each runs the real `dvc repro train` with
+    EMBEDTUNE_RDZV_ENDPOINT at a loopback port. They meet in one run of world size 2, each
+    rank trains on its half of the data (about half the single process's optimizer steps),
+    and both nodes end with the same weights in their own models/finetuned."""
+    import subprocess
+
+    import torch
+    from safetensors.torch import load_file
+
+    from tests.pipeline import default_signals, env
+    from tests.tiny import toy_rows, write_csv
+
+    single_steps, _ = _steps(reproduced[1].stdout)
+    data = write_csv(tmp_path / "pairs.csv", toy_rows(40, 3))
+    p = tiny_params(tiny_model_dir, data)
+    p["train"]["nodes"] = 2
+    nodes = [make_project(tmp_path / f"node{i}", p) for i in range(2)]
+    node_env = dict(env(), EMBEDTUNE_RDZV_ENDPOINT=f"127.0.0.1:{_free_port()}")
+    procs = [
+        subprocess.Popen(
+            ["dvc", "repro", "train"],
+            cwd=node,
+            env=node_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=default_signals,
+        )  # fmt: skip
+        for node in nodes
+    ]
+    try:
+        outs = [proc.communicate(timeout=900)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, out in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, out
+        assert "launching 1 process(es) on each of 2 nodes" in out
+        steps, world = _steps(out)
+        assert world == 2
+        assert steps <= 0.6 * single_steps
+    weights = [load_file(str(n / "models" / "finetuned" / "model.safetensors")) for n in nodes]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

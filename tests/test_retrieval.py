@@ -152,3 +152,70 @@ def test_ranking_blocks_shrink_with_the_corpus(monkeypatch):
     whole = retrieval.ranked_hits(q, c, ids, 10)
     monkeypatch.setattr(retrieval, "SCORE_CELLS", 600)  # two queries per block
     assert retrieval.ranked_hits(q, c, ids, 10) == whole
+
+
+def test_run_eval_writes_hybrid_and_quantized_figures_at_every_dim(tiny_model_dir, tmp_path):
+    """The baseline/evaluate path on the tiny model: dense, labelled, hybrid, BM25 and
+    quantized keys for every dimension, and per-query ndcg@10 for dense and hybrid."""
+    import dataclasses
+
+    from embedtune import io, modeling, params
+    from embedtune.metrics import METRIC_NAMES
+    from tests.tiny import toy_corpus
+
+    labelled = _ir_data(20, 2)
+    extra = toy_corpus(toy_rows(20, 2, seed=3), extra=30)[20:]
+    rows = [{"id": c, "text": t, "labelled": True} for c, t in labelled.corpus.items()]
+    rows += [{"id": str(p["global_chunk_id"]), "text": p["text"], "labelled": False} for p in extra]
+    (tmp_path / "ir").mkdir()
+    io.write_jsonl(tmp_path / "ir" / "corpus.jsonl", rows)
+    rel = {q: sorted(r) for q, r in labelled.relevant_docs.items()}
+    io.write_json(
+        tmp_path / "ir" / "test.json", {"queries": labelled.queries, "relevant_docs": rel}
+    )
+    common = dataclasses.replace(
+        params.load("params.yaml").common, dims=[32, 8], max_seq_length=64, eval_batch_size=16
+    )
+    out, pq = tmp_path / "m.json", tmp_path / "pq.json"
+    scores = modeling.run_eval(str(tiny_model_dir), str(tmp_path / "ir"), out, pq, common, True)
+    assert io.read_json(out) == scores
+    per_query = io.read_json(pq)
+    assert set(per_query) == {"dim_32", "dim_8", "hybrid_dim_32", "hybrid_dim_8", "bm25"}
+    for d in (32, 8):
+        for prefix in ("", "labelled_", "hybrid_"):
+            assert all(f"{prefix}dim_{d}_{m}" in scores for m in METRIC_NAMES), (prefix, d)
+        hybrid = list(per_query[f"hybrid_dim_{d}"].values())
+        assert sum(hybrid) / len(hybrid) == pytest.approx(scores[f"hybrid_dim_{d}_ndcg@10"], 1e-5)
+        for p, width in (("float32", 4 * d), ("int8", d), ("ubinary", d // 8)):
+            assert scores[f"{p}_dim_{d}_bytes_per_vector"] == width
+            assert scores[f"{p}_dim_{d}_index_bytes"] >= 50 * width
+        assert 0 <= scores[f"int8_dim_{d}_ndcg@10"] <= 1
+        assert 0 <= scores[f"ubinary_dim_{d}_ndcg@10"] <= 1
+    assert "bm25_ndcg@10" in scores and "labelled_bm25_ndcg@10" in scores
+    # The fusion really used both: BM25 beats this random tiny model, hybrid lies between.
+    low, high = sorted((scores["dim_32_ndcg@10"], scores["bm25_ndcg@10"]))
+    assert low < scores["hybrid_dim_32_ndcg@10"] < high
+
+
+def test_any_encoder_with_encode_gets_the_same_figures(tiny_model_dir):
+    """What scores an exported model: an object with only ``encode`` returning numpy (no
+    encode_query / encode_document) gets exactly the SentenceTransformer's flat metrics."""
+    import dataclasses
+
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune import modeling, params
+
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+
+    class NumpyEncoder:
+        def encode(self, texts, prompt=None, batch_size=32, **_):
+            return model.encode(texts, prompt=prompt, batch_size=batch_size)  # numpy
+
+    common = dataclasses.replace(params.load("params.yaml").common, dims=[32, 8])
+    data = _ir_data(20, 2)
+    ours, per_query = modeling.score_encoder(NumpyEncoder(), data, common, bm25=False)
+    ref, _ = modeling.score_encoder(model, data, common, bm25=False)
+    assert ours.keys() == ref.keys() and "hybrid_dim_8_ndcg@10" in ours
+    assert all(ours[k] == pytest.approx(ref[k], abs=1e-6) for k in ref)
+    assert "bm25" not in per_query and "bm25_ndcg@10" not in ours

@@ -124,3 +124,20 @@ def test_significance_cells():
         "**no** (could be noise)",
     ]
     assert signed(0.0) == "+0.0000" and signed(-0.12345) == "-0.1235"
+
+
+def test_mean_ci_brackets_the_mean_like_the_normal_interval():
+    """On 400 uniform scores the percentile bootstrap CI is close to mean +- 1.96 SE, and a
+    constant has a zero-width interval."""
+    x = np.random.default_rng(8).uniform(0, 1, 400)
+    r = stats.mean_ci(x.tolist(), seed=0)
+    se = x.std(ddof=1) / np.sqrt(len(x))
+    assert r["mean"] == pytest.approx(x.mean())
+    assert r["ci_low"] == pytest.approx(x.mean() - 1.96 * se, abs=0.1 * se)
+    assert r["ci_high"] == pytest.approx(x.mean() + 1.96 * se, abs=0.1 * se)
+    assert stats.mean_ci([0.5] * 20, seed=0) == {"mean": 0.5, "ci_low": 0.5, "ci_high": 0.5}
+    assert stats.mean_cell({"mean": 0.73141, "ci_low": 0.6851, "ci_high": 0.7749}) == (
+        "0.7314 [0.69, 0.77]"
+    )
+    with pytest.raises(ValueError, match="no scores"):
+        stats.mean_ci([], seed=0)

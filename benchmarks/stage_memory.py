@@ -1,0 +1,95 @@
+"""Benchmark: peak resident memory of every pipeline stage beside a plain training script.
+
+Copies the project (tracked files of the working tree) into a temporary folder, runs each
+stage's command from dvc.yaml in pipeline order under GNU time (`/usr/bin/time -v`, whose
+"Maximum resident set size" is the kernel's own high-water mark for the process), then runs
+benchmarks/plain_train.py (a plain sentence-transformers script) on the same training
+split with the same model, batch size, sequence length, loss and per-epoch evaluation on
+the dev split. Prints one table with every figure from this one run.
+
+    python benchmarks/stage_memory.py               # the default profile (minutes)
+    python benchmarks/stage_memory.py --keep /tmp/m # keep the copy to look inside
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MAXRSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+def copy_project(dest: Path) -> None:
+    """The tracked files of the working tree (what a fresh clone would hold, plus edits)."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for name in files:
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+def measured(cmd: list[str], cwd: Path) -> tuple[int, float]:
+    """(peak RSS in KB, seconds) of one command run under GNU time."""
+    # Stage commands call `python` from PATH: this interpreter's, as under `make run`.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"stage_memory: {cmd} failed with status {done.returncode}")
+    return int(MAXRSS.findall(done.stderr)[-1]), seconds
+
+
+def main() -> None:
+    from tabulate import tabulate
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keep", help="run in this folder and keep it (default: a temp folder)")
+    args = ap.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="stage-memory-"))
+    work.mkdir(parents=True, exist_ok=True)
+    copy_project(work)
+    stages = yaml.safe_load((work / "dvc.yaml").read_text())["stages"]
+    conf = yaml.safe_load((work / "params.yaml").read_text())
+    rows = []
+    for name, stage in stages.items():  # dvc.yaml lists the stages in pipeline order
+        print(f"stage_memory: {name} ...", flush=True)
+        kb, seconds = measured(shlex.split(stage["cmd"]), work)
+        rows.append([name, round(kb / 1024), round(seconds)])
+    train, common = conf["train"], conf["common"]
+    print("stage_memory: plain training script ...", flush=True)
+    plain_kb, seconds = measured(
+        [sys.executable, "benchmarks/plain_train.py", "--model", "models/base",
+         "--out", str(work / "plain-out"), "--batch-size", str(train["batch_size"]),
+         "--max-seq-length", str(common["max_seq_length"]), "--epochs", str(train["epochs"]),
+         "--lr", str(train["learning_rate"]), "--dims", *(str(d) for d in common["dims"])],
+        work,
+    )  # fmt: skip
+    plain = round(plain_kb / 1024)
+    table = [r + [f"{r[1] / plain:.2f}"] for r in rows]
+    table.append(["plain training script", plain, round(seconds), "1.00"])
+    print(tabulate(table, headers=["run", "peak RSS MB", "seconds", "vs plain"], tablefmt="github"))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+"""generate: LLM questions per passage, cached, bounded, retried, filtered and counted.
+
+The endpoint is always on 127.0.0.1: a scripted loopback server (tests/llm_server.py) for
+what a real server will not do on demand (429, a hang, malformed JSON, holding requests),
+and the real `transformers serve` on a tiny Llama for the protocol itself.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from embedtune import llm_client, params, question_filters
+from embedtune.errors import StageError
+from stages import generate
+from tests.llm_server import LoopbackLLM, TransformersServer, build_tiny_llama
+from tests.pipeline import ROOT, env
+from tests.tiny import WORDS
+
+KEY_ENV = "EMBEDTUNE_TEST_LLM_KEY"
+SECRET = "sk-test-not-a-real-key-4242"
+
+
+# --- parsing and prompts -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ('["What is A?", "Who is B?"]', ["What is A?", "Who is B?"]),
+        ('Sure:\n```json\n["a?", "b?", "c?", "d?"]\n```', ["a?", "b?", "c?"]),
+        ('{"questions": ["x?"]}', ["x?"]),
+        ("1. First one?\n2) Second one?\n3: third", ["First one?", "Second one?", "third"]),
+        ("- bullet a\n* bullet b", ["bullet a", "bullet b"]),
+        ("Here you go\nIs it plain?\nAnother?", ["Is it plain?", "Another?"]),
+        ("\u0120\u0121 gibberish ))( without a question", None),
+        ("", None),
+        (None, None),
+        ('["unterminated', None),
+    ],
+)
+def test_parse_questions(content, expected):
+    assert llm_client.parse_questions(content, 3) == expected
+
+
+def test_render_keeps_braces_in_passages():
+    out = llm_client.render("Write {n} for:\n{passage}", "a {b} {n} c", 2)
+    assert out == "Write 2 for:\na {b} {n} c"
+    with pytest.raises(StageError, match="passage"):
+        llm_client.check_template("no placeholder", "prompts/x.txt")
+
+
+def test_shipped_template_has_both_placeholders():
+    text = (ROOT / "prompts" / "generate.txt").read_text()
+    assert "{passage}" in text and "{n}" in text
+
+
+# --- filters -------------------------------------------------------------------------
+
+
+def _gen_params(**changes) -> params.Generate:
+    p = params.load(ROOT / "params.yaml").generate
+    import dataclasses
+
+    rt = changes.pop("roundtrip", {})
+    return dataclasses.replace(p, roundtrip=dataclasses.replace(p.roundtrip, **rt), **changes)
+
+
+def test_each_filter_is_counted():
+    passages = [
+        "the tenant screening report was inaccurate and the landlord relied on it",
+        "the patent office refused an inventor that was a machine",
+        "camera footage of the face was kept without consent",
+    ]
+    cands = [
+        (0, "Was the tenant screening report inaccurate?"),
+        (0, "  "),  # empty
+        (0, "?!"),  # empty once punctuation is gone
+        (1, "word " * 40),  # too long
+        (1, "Can a machine be an inventor at the patent office?"),
+        (1, "can a machine be an INVENTOR at the patent office"),  # duplicate
+        (2, "Was the tenant screening report inaccurate here?"),  # round-trip: passage 0's
+        (2, "Was camera footage of the face kept without consent?"),
+    ]
+    g = _gen_params(max_question_tokens=20, roundtrip={"top_k": 1})
+    out = question_filters.apply(cands, passages, lambda q: len(q.split()), g)
+    assert out.dropped == {
+        "empty": 2,
+        "too_long": 1,
+        "duplicate": 1,
+        "near_duplicate": 0,
+        "roundtrip": 1,
+    }
+    assert [pid for pid, _ in out.kept] == [0, 1, 2]
+    off = question_filters.apply(
+        cands,
+        passages,
+        lambda q: len(q.split()),
+        _gen_params(max_question_tokens=20, roundtrip={"retriever": "none"}),
+    )
+    assert off.dropped["roundtrip"] == 0 and len(off.kept) == 4
+
+
+def test_bm25_roundtrip_needs_a_shared_term_and_the_min_score():
+    passages = ["alpha beta gamma", "delta epsilon zeta"]
+    cands = [(0, "nothing in common here"), (0, "alpha"), (1, "epsilon zeta")]
+    kept = question_filters.apply(cands, passages, len, _gen_params())
+    assert kept.kept == [(0, "alpha"), (1, "epsilon zeta")]
+    strict = question_filters.apply(cands, passages, len, _gen_params(roundtrip={"min_score": 50}))
+    assert strict.kept == [] and strict.dropped["roundtrip"] == 3
+
+
+def test_near_duplicates_and_model_roundtrip_with_the_base_model(tiny_model_dir):
+    import dataclasses
+
+    common = dataclasses.replace(params.load(ROOT / "params.yaml").common, max_seq_length=64)
+    encode = generate._encoder(tiny_model_dir, common)
+    passages = ["court contract damages appeal", "camera face image voice video"]
+    cands = [(0, "court contract damages"), (0, "court contract damages appeal"), (1, "camera")]
+    g = _gen_params(dedup_threshold=0.9, roundtrip={"retriever": "model", "min_score": -1.0})
+    out = question_filters.apply(cands, passages, len, g, encode)
+    assert out.dropped["near_duplicate"] >= 1
+    assert sum(out.dropped.values()) + len(out.kept) == len(cands)
+
+
+# --- the stage against the loopback server --------------------------------------------
+
+
+def passages_file(path, n: int = 8, seed: int = 0):
+    rng = random.Random(seed)
+    rows = [
+        {
+            "id": f"doc{i % 3}.txt:{i * 100}",
+            "text": " ".join(rng.sample(WORDS, 16)),
+            "document_id": f"doc{i % 3}.txt",
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model_dir, monkeypatch):
+    """A params file, passages and paths for one stage run; the key is set in the env."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    monkeypatch.delenv(llm_client.CACHE_ENV, raising=False)
+    rows = passages_file(tmp_path / "passages.jsonl")
+
+    def write_params(base_url: str, **gen) -> list[str]:
+        p = yaml.safe_load((ROOT / "params.yaml").read_text())
+        p["common"].update(max_seq_length=64)
+        p["common"]["model"].update(source="local", package=None, path=str(tiny_model_dir))
+        p["generate"].update(
+            {
+                "base_url": base_url,
+                "model": "tiny",
+                "api_key_env": KEY_ENV,
+                "prompt": str(ROOT / "prompts" / "generate.txt"),
+                "max_question_tokens": 48,
+                "timeout_s": 5,
+                "max_retries": 2,
+                **gen,
+            }
+        )
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+        return [
+            "--params", str(tmp_path / "params.yaml"),
+            "--passages", str(tmp_path / "passages.jsonl"),
+            "--out", str(tmp_path / "out" / "pairs.jsonl"),
+            "--metrics", str(tmp_path / "metrics.json"),
+            "--cache", str(tmp_path / "cache"),
+            "--no-progress",
+        ]  # fmt: skip
+
+    return tmp_path, rows, write_params
+
+
+def _outputs(tmp):
+    return (tmp / "out" / "pairs.jsonl").read_text(), (tmp / "metrics.json").read_text()
+
+
+def test_pairs_and_metrics_then_a_rerun_makes_no_request(project, capsys):
+    tmp, rows, write_params = project
+    with LoopbackLLM(3) as srv:
+        argv = write_params(srv.base_url)
+        generate.main(argv)
+        assert srv.requests == len(rows)
+        first = _outputs(tmp)
+        generate.main(argv)
+        assert srv.requests == len(rows), "the rerun asked the server again"
+        assert _outputs(tmp) == first
+        assert srv.auth[0] == f"Bearer {SECRET}"
+    pairs = [json.loads(x) for x in first[0].splitlines()]
+    metrics = json.loads(first[1])
+    assert set(pairs[0]) == {"question", "text", "chunk_id", "document_id"}
+    assert metrics["passages"] == len(rows) and metrics["pairs"] == len(pairs)
+    assert metrics["questions_generated"] == 3 * len(rows)
+    assert metrics["llm_completion_tokens"] == 20 * len(rows)
+    log = capsys.readouterr().out
+    assert f"{len(rows)} from the cache, 0 requested" in log
+    # The key is never written anywhere: outputs, cache, log.
+    everything = log + first[0] + first[1]
+    everything += "".join(p.read_text() for p in (tmp / "cache").rglob("*.json"))
+    assert SECRET not in everything
+
+
+def test_missing_key_variable_fails_before_any_request(project, monkeypatch):
+    tmp, _, write_params = project
+    monkeypatch.delenv(KEY_ENV)
+    with LoopbackLLM(3) as srv:
+        argv = write_params(srv.base_url)
+        with pytest.raises(StageError, match=f"environment variable {KEY_ENV}.*not set"):
+            generate.main(argv)
+        assert srv.requests == 0
+    assert not (tmp / "out" / "pairs.jsonl").exists() and not (tmp / "metrics.json").exists()
+
+
+def test_no_key_for_a_local_server(project, monkeypatch):
+    tmp, rows, write_params = project
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)  # must not leak to a server that needs none
+    with LoopbackLLM(3) as srv:
+        generate.main(write_params(srv.base_url, api_key_env=None))
+        assert srv.requests == len(rows)
+        assert all(SECRET not in a for a in srv.auth)
+
+
+def test_concurrency_is_bounded(project):
+    tmp, rows, write_params = project
+    limit = 3
+
+    def hold_until_full(count, prompt):
+        # Each request waits until `limit` are in flight (so the limit is reached for sure),
+        # then a little longer so that any request beyond the limit would be seen.
+        deadline = time.monotonic() + 10
+        while srv.in_flight < limit and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        return None
+
+    passages_file(tmp / "passages.jsonl", n=12)
+    with LoopbackLLM(3, hold_until_full) as srv:
+        generate.main(write_params(srv.base_url, concurrency=limit))
+        assert srv.requests == 12
+        assert srv.max_in_flight == limit
+
+
+def test_429_then_success_is_retried(project, capsys):
+    tmp, rows, write_params = project
+    with LoopbackLLM(3, lambda c, p: ("status", 429) if c == 1 else None) as srv:
+        generate.main(write_params(srv.base_url, concurrency=1))
+        assert srv.requests == len(rows) + 1
+    assert "(1 retries, 0 failed)" in capsys.readouterr().out
+    assert json.loads((tmp / "metrics.json").read_text())["passages"] == len(rows)
+
+
+def test_a_timeout_is_retried(project):
+    tmp, rows, write_params = project
+    with LoopbackLLM(3, lambda c, p: ("hang", 4) if c == 1 else None) as srv:
+        generate.main(write_params(srv.base_url, concurrency=1, timeout_s=0.5))
+        assert srv.requests == len(rows) + 1
+        assert srv.answered == len(rows)
+
+
+def test_failures_keep_the_answers_and_the_rerun_asks_only_for_the_rest(project):
+    """Malformed JSON (and 500s past the retries) fail only those passages: the run ends in
+    an error without outputs, and the next run requests only the failed passages."""
+    tmp, rows, write_params = project
+    bad = {rows[2]["text"], rows[5]["text"]}
+
+    def behaviour(count, prompt):
+        if rows[2]["text"] in prompt:
+            return ("malformed",)
+        if rows[5]["text"] in prompt:
+            return ("status", 500)
+        return None
+
+    with LoopbackLLM(3, behaviour) as srv:
+        argv = write_params(srv.base_url, max_retries=1)
+        with pytest.raises(StageError, match="2 of 8 passages got no answer"):
+            generate.main(argv)
+        assert not (tmp / "out" / "pairs.jsonl").exists() and not (tmp / "metrics.json").exists()
+        assert srv.requests == 6 + 1 + 2  # six answered, one malformed, one 500 retried once
+        srv.behaviour = None
+        before = len(srv.prompts)
+        generate.main(argv)
+        again = srv.prompts[before:]
+    assert len(again) == 2 and all(any(t in p for t in bad) for p in again)
+
+
+def test_malformed_or_refused_answers_are_counted_and_not_asked_again(project):
+    tmp, rows, write_params = project
+
+    def behaviour(count, prompt):
+        if rows[0]["text"] in prompt:
+            return ("content", "\u0120\u0121 ))( gibberish")
+        return None
+
+    with LoopbackLLM(3, behaviour) as srv:
+        argv = write_params(srv.base_url)
+        generate.main(argv)
+        generate.main(argv)
+        assert srv.requests == len(rows)
+    metrics = json.loads((tmp / "metrics.json").read_text())
+    assert metrics["answers_malformed"] == 1
+    assert metrics["questions_generated"] == 3 * (len(rows) - 1)
+
+
+def test_an_authentication_error_stops_at_once(project):
+    tmp, rows, write_params = project
+    with LoopbackLLM(3, lambda c, p: ("status", 401)) as srv:
+        with pytest.raises(StageError, match="HTTP 401"):
+            generate.main(write_params(srv.base_url, concurrency=1))
+        assert srv.requests == 1
+
+
+def test_an_unwritable_cache_stops_the_run_instead_of_hanging(project):
+    tmp, rows, write_params = project
+    with LoopbackLLM(3) as srv:
+        argv = write_params(srv.base_url, concurrency=2)
+        (tmp / "cache").write_text("a file where the cache folder should be")
+        with pytest.raises(StageError, match="cannot write the cache"):
+            generate.main(argv)
+    assert not (tmp / "out" / "pairs.jsonl").exists()
+
+
+def test_an_interrupted_run_resumes_without_repeating_requests(project):
+    """SIGTERM to the stage process once three answers are cached: it exits 130 with no
+    output; the next run requests exactly the passages that were not answered."""
+    tmp, rows, write_params = project
+    answered = 3
+    with LoopbackLLM(3, lambda c, p: ("hold",) if c > answered else None) as srv:
+        argv = write_params(srv.base_url, concurrency=2)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stages.generate", *argv],
+            cwd=ROOT,
+            env={**env(), KEY_ENV: SECRET},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while srv.answered < answered or len(list((tmp / "cache").rglob("*.json"))) < answered:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+        assert proc.returncode == 130, out
+        assert "interrupted" in out
+        assert not (tmp / "out" / "pairs.jsonl").exists() and not (tmp / "metrics.json").exists()
+        first = srv.prompts[:answered]
+        srv.behaviour = None
+        srv.release()
+        before = len(srv.prompts)
+        generate.main(argv)
+        again = srv.prompts[before:]
+    assert len(again) == len(rows) - answered
+    assert not set(first) & set(again)
+
+
+# --- the real `transformers serve` ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    home = tmp_path_factory.mktemp("serve")
+    model = build_tiny_llama(home / "llama")
+    server = TransformersServer(model, home)
+    try:
+        server.wait()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_transformers_serve_gibberish_is_counted_and_cached(served, tmp_path):
+    rows = passages_file(tmp_path / "p.jsonl", n=3)
+    template = (ROOT / "prompts" / "generate.txt").read_text()
+    prompts = {r["id"]: llm_client.render(template, r["text"], 2) for r in rows}
+    req = llm_client.Request(served.base_url, served.model, 0.7, 24, 60, 1, 2)
+    cache = llm_client.Cache(tmp_path / "cache")
+    before = served.requests()
+    entries, run = llm_client.ask_all(prompts, 2, req, llm_client.NO_KEY, cache, False)
+    assert served.requests() - before == 3 and run.requests == 3 and run.failed == 0
+    assert run.completion_tokens > 0 and run.prompt_tokens > 0
+    assert {e["status"] for e in entries.values()} <= {"ok", "malformed"}
+    again, rerun = llm_client.ask_all(prompts, 2, req, llm_client.NO_KEY, cache, False)
+    assert served.requests() - before == 3 and rerun.cached == 3 and again == entries
+    cands = [(i, q) for i, r in enumerate(rows) for q in entries[r["id"]]["questions"]]
+    out = question_filters.apply(cands, [r["text"] for r in rows], len, _gen_params())
+    assert sum(out.dropped.values()) + len(out.kept) == len(cands)
+
+
+@pytest.mark.parametrize(
+    "section, edit, message",
+    [
+        ("generate", {"api_key_env": "sk-live-abc123"}, "NAME of an environment variable"),
+        ("generate", {"concurrency": 0}, "generate.concurrency"),
+        ("generate", {"roundtrip": {"retriever": "bm9", "top_k": 3, "min_score": 0}}, "bm25"),
+        ("chunk", {"overlap": 256}, "chunk.overlap"),
+        ("chunk", {"on_bad_document": "ignore"}, "chunk.on_bad_document"),
+    ],
+)
+def test_bad_documents_params_name_the_key(section, edit, message):
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data[section].update(edit)
+    with pytest.raises(StageError, match=message) as err:
+        params.parse(data)
+    assert "sk-live-abc123" not in str(err.value)  # a pasted key is never echoed
