@@ -136,7 +136,9 @@ def export_lines(scores: dict, dims: list[int]) -> list[str]:
     each export at every dimension (change in brackets), and the largest embedding
     difference from PyTorch on the test queries and passages."""
     suffix = "_query_max_abs_diff"
-    formats = [k.removesuffix(suffix) for k in scores if k.endswith(suffix)]
+    found = {k.removesuffix(suffix) for k in scores if k.endswith(suffix)}
+    # Known formats in the stage's order (the JSON's keys are sorted), then any others.
+    formats = [f for f in EXPORT_LABELS if f in found] + sorted(found - set(EXPORT_LABELS))
     rows = [["PyTorch", *(f"{scores[f'pytorch_{key(d, HEADLINE)}']:.4f}" for d in dims), "", ""]]
     for fmt in formats:
         cells = [

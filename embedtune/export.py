@@ -17,6 +17,9 @@ Loading an export for use is one call::
     vectors = enc.encode_document(["a passage"], batch_size=32)   # numpy, like SentenceTransformer
 
 Heavy libraries (torch, onnxruntime, openvino, transformers) are imported inside functions.
+
+Longer than the other modules on purpose: the exporter and the encoder that reads its
+output share one file layout (FILES, CONFIG, EncoderConfig), so they change together.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 The file is read once per stage into frozen dataclasses. Every key must be present, no key
 may be unknown and every value must have the declared type: a typo in a params file should
 stop the run before minutes of work, with the offending key named.
+
+Longer than the other modules on purpose: it is the whole params.yaml schema, every
+section's types and every rule across sections, and reads best as one file.
 """
 
 from __future__ import annotations
