@@ -1,8 +1,8 @@
 """Questions for passages from an OpenAI-compatible chat endpoint, paid for once.
 
-Each passage's answer is cached in its own file, keyed by everything that shapes the answer
-(model, rendered prompt = template + passage + N, temperature, max_tokens), and written
-atomically the moment it arrives. The cache lives outside DVC's outputs (DVC deletes those
+Each passage's answer is cached in its own file (embedtune.answer_cache), keyed by everything
+that shapes the answer (model, rendered prompt = template + passage + N, temperature,
+max_tokens), the moment it arrives. The cache lives outside DVC's outputs (DVC deletes those
 before a rerun), so an interrupted run, or a rerun after documents were added, requests
 only the passages not yet answered. The API key is read from the environment only and never
 written anywhere.
@@ -10,32 +10,18 @@ written anywhere.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import queue
-import re
 import threading
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from embedtune.answer_cache import Cache, cache_key
 from embedtune.errors import StageError
+from embedtune.question_prompt import parse_questions
 
 NO_KEY = "no-key"  # sent when api_key_env is null: local servers ignore it
-CACHE_ENV = "EMBEDTUNE_GENERATE_CACHE"  # a shared folder for a team or a CI runner
 # Answers that are final: a rerun would be refused the same way, so they stop the run.
 FATAL_STATUS = (401, 403, 404)
-
-
-def render(template: str, passage: str, n: int) -> str:
-    """The prompt for one passage. Plain replacement, so braces in passages are harmless."""
-    return template.replace("{n}", str(n)).replace("{passage}", passage)
-
-
-def check_template(template: str, path: str) -> None:
-    if "{passage}" not in template:
-        raise StageError(f"{path}: the prompt template has no {{passage}} placeholder")
 
 
 def api_key(env_name: str | None) -> str:
@@ -51,69 +37,6 @@ def api_key(env_name: str | None) -> str:
             "null for a server that needs no key. No request was made."
         )
     return key
-
-
-def cache_key(model: str, prompt: str, temperature: float, max_tokens: int) -> str:
-    blob = json.dumps([model, prompt, temperature, max_tokens], ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-class Cache:
-    """One JSON file per answered passage under ``folder``."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        path = self._path(key)
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError):
-            return None  # a damaged entry is asked again, never trusted
-
-    def put(self, key: str, entry: dict) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A unique temporary per write: worker threads write concurrently, and a run killed
-        # mid-write leaves only a stray temporary, never a half entry under the final name.
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-
-
-_NUMBERED = re.compile(r"^\s*(?:\d+\s*[.):\]-]|[-*•]|q\d+\s*[:.)])\s*(.+)$", re.IGNORECASE)
-
-
-def parse_questions(content: str | None, n: int) -> list[str] | None:
-    """Questions from a model answer: a JSON list of strings (bare, fenced or under a
-    "questions" key), numbered or bulleted lines, or plain lines ending with '?'. None
-    when nothing usable is there (counted as malformed)."""
-    if not content or not content.strip():
-        return None
-    text = content.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    candidates = [fenced.group(1)] if fenced else []
-    bracket = re.search(r"(\[.*\]|\{.*\})", text, re.DOTALL)
-    if bracket:
-        candidates.append(bracket.group(1))
-    for blob in candidates:
-        try:
-            data = json.loads(blob)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict):
-            data = data.get("questions")
-        if isinstance(data, list) and data and all(isinstance(q, str) for q in data):
-            return [q.strip() for q in data][:n]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    numbered = [m.group(1).strip() for line in lines if (m := _NUMBERED.match(line))]
-    found = numbered or [line for line in lines if line.endswith("?")]
-    return found[:n] or None
 
 
 @dataclass

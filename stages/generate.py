@@ -3,7 +3,7 @@
 Optional (documents/dvc.yaml.off). Writes pairs that fetch's ``file`` source reads
 (columns question, text, chunk_id, document_id) and a metrics file counting what each
 filter dropped. Answers are cached per passage outside DVC's outputs (see
-embedtune/llm_client.py), so no passage is paid for twice.
+embedtune/answer_cache.py), so no passage is paid for twice.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from embedtune import io, llm_client, params, question_filters
+from embedtune import answer_cache, io, llm_client, params, question_filters, question_prompt
 from embedtune.errors import StageError
 from embedtune.records import ident, raise_problems, read_records, text_problem
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--cache",
         required=True,
-        help=f"per-passage answer cache (outside DVC's outs; ${llm_client.CACHE_ENV} overrides)",
+        help=f"per-passage answer cache (outside DVC's outs; ${answer_cache.CACHE_ENV} overrides)",
     )
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -97,13 +97,13 @@ def main(argv: list[str] | None = None) -> None:
         raise StageError(
             f"{template_path}: cannot read the prompt template (params key 'generate.prompt')"
         ) from exc
-    llm_client.check_template(template, str(template_path))
+    question_prompt.check_template(template, str(template_path))
     passages = read_passages(Path(args.passages))
     prompts = {
-        ps["id"]: llm_client.render(template, ps["text"], g.questions_per_passage)
+        ps["id"]: question_prompt.render(template, ps["text"], g.questions_per_passage)
         for ps in passages
     }
-    cache = llm_client.Cache(os.environ.get(llm_client.CACHE_ENV) or args.cache)
+    cache = answer_cache.Cache(os.environ.get(answer_cache.CACHE_ENV) or args.cache)
     req = llm_client.Request(
         g.base_url, g.model, g.temperature, g.max_tokens, g.timeout_s, g.max_retries, g.concurrency
     )

@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from embedtune import llm_client, params, question_filters
+from embedtune import answer_cache, llm_client, params, question_filters, question_prompt
 from embedtune.errors import StageError
 from stages import generate
 from tests.llm_server import LoopbackLLM, TransformersServer, build_tiny_llama
@@ -28,33 +28,7 @@ KEY_ENV = "EMBEDTUNE_TEST_LLM_KEY"
 SECRET = "sk-test-not-a-real-key-4242"
 
 
-# --- parsing and prompts -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "content, expected",
-    [
-        ('["What is A?", "Who is B?"]', ["What is A?", "Who is B?"]),
-        ('Sure:\n```json\n["a?", "b?", "c?", "d?"]\n```', ["a?", "b?", "c?"]),
-        ('{"questions": ["x?"]}', ["x?"]),
-        ("1. First one?\n2) Second one?\n3: third", ["First one?", "Second one?", "third"]),
-        ("- bullet a\n* bullet b", ["bullet a", "bullet b"]),
-        ("Here you go\nIs it plain?\nAnother?", ["Is it plain?", "Another?"]),
-        ("\u0120\u0121 gibberish ))( without a question", None),
-        ("", None),
-        (None, None),
-        ('["unterminated', None),
-    ],
-)
-def test_parse_questions(content, expected):
-    assert llm_client.parse_questions(content, 3) == expected
-
-
-def test_render_keeps_braces_in_passages():
-    out = llm_client.render("Write {n} for:\n{passage}", "a {b} {n} c", 2)
-    assert out == "Write 2 for:\na {b} {n} c"
-    with pytest.raises(StageError, match="passage"):
-        llm_client.check_template("no placeholder", "prompts/x.txt")
+# --- prompt template ------------------------------------------------------------
 
 
 def test_shipped_template_has_both_placeholders():
@@ -151,7 +125,7 @@ def passages_file(path, n: int = 8, seed: int = 0):
 def project(tmp_path, tiny_model_dir, monkeypatch):
     """A params file, passages and paths for one stage run; the key is set in the env."""
     monkeypatch.setenv(KEY_ENV, SECRET)
-    monkeypatch.delenv(llm_client.CACHE_ENV, raising=False)
+    monkeypatch.delenv(answer_cache.CACHE_ENV, raising=False)
     rows = passages_file(tmp_path / "passages.jsonl")
 
     def write_params(base_url: str, **gen) -> list[str]:
@@ -383,9 +357,9 @@ def served(tmp_path_factory):
 def test_transformers_serve_gibberish_is_counted_and_cached(served, tmp_path):
     rows = passages_file(tmp_path / "p.jsonl", n=3)
     template = (ROOT / "prompts" / "generate.txt").read_text()
-    prompts = {r["id"]: llm_client.render(template, r["text"], 2) for r in rows}
+    prompts = {r["id"]: question_prompt.render(template, r["text"], 2) for r in rows}
     req = llm_client.Request(served.base_url, served.model, 0.7, 24, 60, 1, 2)
-    cache = llm_client.Cache(tmp_path / "cache")
+    cache = answer_cache.Cache(tmp_path / "cache")
     before = served.requests()
     entries, run = llm_client.ask_all(prompts, 2, req, llm_client.NO_KEY, cache, False)
     assert served.requests() - before == 3 and run.requests == 3 and run.failed == 0
