@@ -38,3 +38,19 @@ def make_loss(model, cfg: params.Train, dims: list[int], guide=None):
     else:
         inner = losses.MultipleNegativesRankingLoss(model, gather_across_devices=gather)
     return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims)
+
+
+def training_pairs(rows: list[dict], order: str) -> dict[str, list[str]]:
+    """Columns in the order the loss reads them: (anchor, positive) is the intended order;
+    (positive, anchor) reproduces the reference run, where the chunk acted as the anchor.
+    A mined ``negative`` comes last either way."""
+    anchors = [r["anchor"] for r in rows]
+    positives = [r["positive"] for r in rows]
+    cols = (
+        {"positive": positives, "anchor": anchors}
+        if order == "positive_anchor"
+        else {"anchor": anchors, "positive": positives}
+    )
+    if rows and "negative" in rows[0]:
+        cols["negative"] = [r["negative"] for r in rows]
+    return cols

@@ -7,7 +7,13 @@ import, and the stage modules are imported before the stage's signal handler is 
 
 from __future__ import annotations
 
-from embedtune import params
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from embedtune import corpus_embeddings, io, params
 from embedtune.errors import StageError
 
 
@@ -34,14 +40,82 @@ def pick_negatives(mined: list[dict], candidates: int, relevant: dict[str, set[s
     return out
 
 
+def training_pool(split_dir: str | Path, corpus_path: str | Path) -> list[str]:
+    """Texts of the knowledge-base passages the split lets training see (train_pool.json)."""
+    allowed = set(io.read_json(Path(split_dir) / "train_pool.json"))
+    return [r["text"] for r in io.read_jsonl(corpus_path) if r["id"] in allowed]
+
+
+def library_corpus(corpus: list[str], positives: list[str]) -> list[str]:
+    """The corpus as mine_hard_negatives orders it: the given passages, then any positive not
+    among them, each once."""
+    return list(dict.fromkeys(corpus + positives))
+
+
+def seed_cache(folder: Path, model, corpus: list[str], prompt: str | None, matrix) -> Path:
+    """Put precomputed corpus embeddings where mine_hard_negatives' ``cache_folder`` looks.
+
+    It takes no embeddings argument; its cache file is named by a sha256 of (the model card's
+    base model, corpus prompt, corpus prompt name, corpus), the recipe of the pinned
+    sentence-transformers. Should a later version name it otherwise, the file is ignored
+    and the corpus encoded again, which ``mine_negatives`` detects and reports."""
+    name = model.model_card_data.base_model or ""
+    digest = hashlib.sha256(repr((name, prompt, None, corpus)).encode()).hexdigest()
+    path = folder / f"corpus_embeddings_{digest}.npy"
+    norms = np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    np.save(path, (matrix / norms).astype(np.float32))  # it encodes with normalize=True
+    return path
+
+
 def mine_negatives(
-    model, rows: list[dict], conf: params.Params, pool: list[str] | None = None
+    model,
+    rows: list[dict],
+    conf: params.Params,
+    pool: list[str] | None = None,
+    stored: corpus_embeddings.Stored | None = None,
 ) -> list[dict]:
     """Hard negatives scored by the base model, drawn from ``pool`` (the knowledge-base
     passages the split allows training to see: under by_chunk / by_document none of a dev
     or test chunk or document) or, without one, from the training split's own passages.
     A passage relevant to the question (paired with it anywhere in training) is never its
-    negative."""
+    negative. ``stored``: the baseline's embeddings of the corpus; only passages it lacks
+    are encoded."""
+    mine, common = conf.train.hard_negatives, conf.common
+    positives = [r["positive"] for r in rows]
+    corpus = sorted(set(pool) if pool is not None else set(positives))
+    prompt = common.document_prompt or None
+    with tempfile.TemporaryDirectory(prefix="embedtune-mining-") as cache:
+        seeded = None
+        if stored is not None:
+            full = library_corpus(corpus, positives)
+            matrix, encoded = corpus_embeddings.for_texts(model, full, stored, common)
+            seeded = seed_cache(Path(cache), model, full, prompt, matrix)
+            print(
+                f"train: mining reuses the baseline's embeddings of {len(full) - encoded} of "
+                f"{len(full)} passages ({encoded} encoded now)"
+            )
+        mined = _mine(model, rows, corpus, conf, cache if seeded else None)
+        ignored = [p for p in Path(cache).glob("corpus_embeddings_*.npy") if p != seeded]
+        if seeded is not None and ignored:
+            print(
+                "train: warning: sentence-transformers did not pick up the stored embeddings "
+                "(its cache key changed) and encoded the corpus itself"
+            )
+    out = pick_negatives(mined, mine.candidates, relevant_texts(rows))
+    print(
+        f"train: mined a hard negative for {len(out)} of {len(rows)} training pairs from "
+        f"{len(corpus)} candidate passages"
+    )
+    if not out:
+        raise StageError(
+            "train: hard negative mining found no usable negative; lower "
+            "train.hard_negatives.relative_margin or raise range_max"
+        )
+    return out
+
+
+def _mine(model, rows: list[dict], corpus: list[str], conf: params.Params, cache: str | None):
+    """mine_hard_negatives' candidates, ``candidates`` per pair, as a list of rows."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
@@ -49,7 +123,6 @@ def mine_negatives(
     pairs = Dataset.from_dict(
         {"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]}
     )
-    corpus = sorted(set(pool) if pool is not None else {r["positive"] for r in rows})
     mined = mine_hard_negatives(
         pairs,
         model,
@@ -66,15 +139,6 @@ def mine_negatives(
         output_format="n-tuple",
         batch_size=common.eval_batch_size,
         verbose=False,
+        cache_folder=cache,
     )
-    out = pick_negatives(list(mined), mine.candidates, relevant_texts(rows))
-    print(
-        f"train: mined a hard negative for {len(out)} of {len(rows)} training pairs from "
-        f"{len(corpus)} candidate passages"
-    )
-    if not out:
-        raise StageError(
-            "train: hard negative mining found no usable negative; lower "
-            "train.hard_negatives.relative_margin or raise range_max"
-        )
-    return out
+    return list(mined)

@@ -66,12 +66,19 @@ def score_encoder(
 
     Returns (flat metrics, per-query ndcg@10 by query id under ``dim_<d>``,
     ``hybrid_dim_<d>`` and, with ``bm25``, ``bm25``)."""
-    from embedtune import fusion, quantization, retrieval
+    from embedtune import retrieval
 
-    dims = common.dims
     q_emb, c_emb = retrieval.encode_data(
         encoder, data, common.eval_batch_size, common.query_prompt, common.document_prompt
     )
+    return score_embeddings(q_emb, c_emb, data, common, bm25)
+
+
+def score_embeddings(q_emb, c_emb, data, common: params.Common, bm25: bool = True):
+    """``score_encoder``'s figures from full-dimension query and corpus embeddings."""
+    from embedtune import fusion, quantization, retrieval
+
+    dims = common.dims
     depth = fusion.depth(len(data.corpus))  # rankings deep enough to fuse (fusion.DEPTH)
     dense = retrieval.dense_rankings(q_emb, c_emb, data, dims, depth)
     lexical = retrieval.bm25_rankings(data, depth, matched_only=True)
@@ -98,15 +105,28 @@ def score_encoder(
 
 
 def run_eval(
-    model_dir: str, ir_dir: str, out: str, per_query_out: str, common: params.Common, bm25: bool
+    model_dir: str,
+    ir_dir: str,
+    out: str,
+    per_query_out: str,
+    common: params.Common,
+    bm25: bool,
+    embeddings_out: str | None = None,
 ) -> dict:
     """Score a model on the test queries (``score_encoder``) and write the metrics and the
-    per-query ndcg@10 that the significance tests pair up."""
-    from embedtune import retrieval
+    per-query ndcg@10 that the significance tests pair up; with ``embeddings_out``, also
+    the corpus embeddings (embedtune.corpus_embeddings), for mining to reuse."""
+    from embedtune import corpus_embeddings, retrieval
 
     model = load_model(model_dir, common)
     data = retrieval.IRData.load(ir_dir, "test")
-    scores, per_query = score_encoder(model, data, common, bm25)
+    q_emb, c_emb = retrieval.encode_data(
+        model, data, common.eval_batch_size, common.query_prompt, common.document_prompt
+    )
+    scores, per_query = score_embeddings(q_emb, c_emb, data, common, bm25)
+    if embeddings_out is not None:
+        made_under = corpus_embeddings.key(model_dir, common)
+        corpus_embeddings.save(embeddings_out, list(data.corpus), c_emb, made_under)
     io.write_json(per_query_out, per_query)
     io.write_json(out, scores)
     return scores
@@ -127,10 +147,13 @@ def eval_cli(argv: list[str] | None, stage: str) -> None:
     ap.add_argument(
         "--bm25", action="store_true", help="also report BM25's own metrics (hybrid always uses it)"
     )
+    ap.add_argument("--embeddings", help="folder for the corpus embeddings (for mining to reuse)")
     args = ap.parse_args(argv)
     offline()
     conf = params.load(args.params)
-    m = run_eval(args.model, args.ir, args.out, args.per_query, conf.common, bm25=args.bm25)
+    m = run_eval(
+        args.model, args.ir, args.out, args.per_query, conf.common, args.bm25, args.embeddings
+    )
     for name, prefix in (("dense", ""), ("hybrid", HYBRID)):
         dims = ", ".join(
             f"{d}d {m[metrics.key(d, metrics.HEADLINE, prefix)]:.4f}" for d in conf.common.dims

@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from embedtune import io, mining, model_card, modeling, params, retrieval
+from embedtune import corpus_embeddings, io, mining, model_card, modeling, params, retrieval
 from embedtune.checkpoints import fingerprint, latest_complete_checkpoint, prepare_checkpoints
 from embedtune.devices import (
     global_rank,
@@ -27,23 +27,7 @@ from embedtune.devices import (
     share_weights_from_rank0,
 )
 from embedtune.errors import StageError
-from embedtune.losses import GUIDED, make_loss
-
-
-def training_pairs(rows: list[dict], order: str) -> dict[str, list[str]]:
-    """Columns in the order the loss reads them: (anchor, positive) is the intended order;
-    (positive, anchor) reproduces the reference run, where the chunk acted as the anchor.
-    A mined ``negative`` comes last either way."""
-    anchors = [r["anchor"] for r in rows]
-    positives = [r["positive"] for r in rows]
-    cols = (
-        {"positive": positives, "anchor": anchors}
-        if order == "positive_anchor"
-        else {"anchor": anchors, "positive": positives}
-    )
-    if rows and "negative" in rows[0]:
-        cols["negative"] = [r["negative"] for r in rows]
-    return cols
+from embedtune.losses import GUIDED, make_loss, training_pairs
 
 
 def build_trainer(
@@ -107,10 +91,12 @@ def train(
     resume: Path | None,
     pool: list[str] | None = None,
     guide=None,
+    stored: corpus_embeddings.Stored | None = None,
 ):
     """Run (or resume) training and return the model holding the best checkpoint's weights.
     ``pool``: the passages hard negatives are mined from (split's train pool; None: the
-    training positives); ``guide``: the base model, for the guided losses. Curves are
+    training positives), ``stored`` the baseline's embeddings of them; ``guide``: the base
+    model, for the guided losses. Curves are
     logged with dvclive under ``checkpoints/live`` so a resumed run continues them; only the
     main process logs, so workers never write the same files."""
     from embedtune import guards
@@ -124,7 +110,7 @@ def train(
             save_dvc_exp=False, dvcyaml=None, report=None,
         )  # fmt: skip
     if conf.train.hard_negatives.enabled:
-        rows = mining.mine_negatives(model, rows, conf, pool)
+        rows = mining.mine_negatives(model, rows, conf, pool, stored)
     trainer = build_trainer(model, rows, dev, conf, checkpoints, live, guide)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
@@ -155,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", required=True, help="split output folder")
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
     ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (for mining)")
+    ap.add_argument("--embeddings", help="baseline's corpus embeddings (mining reuses them)")
     ap.add_argument("--source", required=True, help="fetch's source.json (for the model card)")
     ap.add_argument("--out", required=True, help="folder for the fine-tuned model")
     ap.add_argument("--live", required=True, help="folder for the training curves (dvclive)")
@@ -172,10 +159,14 @@ def main(argv: list[str] | None = None) -> None:
             "checkpoint, as in the reference run, so test figures are optimistic"
         )
     dev = retrieval.IRData.load(args.ir, part)
-    pool = None
+    pool = stored = None
     if conf.train.hard_negatives.enabled:
-        allowed = set(io.read_json(Path(args.split) / "train_pool.json"))
-        pool = [r["text"] for r in io.read_jsonl(args.corpus) if r["id"] in allowed]
+        pool = mining.training_pool(args.split, args.corpus)
+        if args.embeddings:
+            made_under = corpus_embeddings.key(args.model, conf.common)
+            stored, why = corpus_embeddings.lookup(args.embeddings, made_under, dev.corpus)
+            if stored is None:
+                print(f"train: mining encodes every passage itself ({why})")
     checkpoints = Path(args.checkpoints)
     if not is_distributed():
         inputs = [Path(args.model), Path(args.split), Path(args.ir), Path(args.corpus)]
@@ -193,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     model = modeling.load_model(args.model, conf.common)
     # The guide stays the base model throughout: a second, frozen copy.
     guide = modeling.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
-    best = train(model, rows, dev, conf, checkpoints, resume, pool, guide)
+    best = train(model, rows, dev, conf, checkpoints, resume, pool, guide, stored)
     if not is_main_process():
         return
     test = retrieval.IRData.load(args.ir, "test")

@@ -68,3 +68,7 @@ def test_held_out_documents_never_reach_training_and_mining_uses_the_pool(kb_pro
     assert len(pool) > len({r["chunk_id"] for r in held}) and len(pool) < 200
     mined = re.search(r"mined a hard negative for \d+ of \d+ training pairs from (\d+)", out)
     assert mined and int(mined.group(1)) == len(pool), out
+    # Encoded once: mining took the baseline's rows for every passage it scored.
+    reused = re.search(r"mining reuses the baseline's embeddings of (\d+) of (\d+) passages", out)
+    assert reused and reused.group(1) == reused.group(2) and int(reused.group(1)) >= len(pool), out
+    assert "(0 encoded now)" in out and "did not pick up" not in out

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from embedtune import params
-from embedtune.losses import make_loss
+from embedtune.losses import make_loss, training_pairs
 
 INNER = {
     "mnrl": "MultipleNegativesRankingLoss",
@@ -59,3 +59,20 @@ def test_the_guide_drops_an_in_batch_duplicate_of_the_positive(tiny_model_dir):
         plain = mnrl(features, labels).item()
         guided = gist(features, labels).item()
     assert guided < plain
+
+
+ROWS = [{"anchor": "q", "positive": "p"}]
+
+
+def test_anchor_positive_is_the_default_order():
+    assert list(training_pairs(ROWS, "anchor_positive")) == ["anchor", "positive"]
+
+
+def test_reference_order_puts_the_chunk_first():
+    assert list(training_pairs(ROWS, "positive_anchor")) == ["positive", "anchor"]
+
+
+def test_a_mined_negative_comes_last_in_either_order():
+    rows = [{"anchor": "q", "positive": "p", "negative": "n"}]
+    assert list(training_pairs(rows, "anchor_positive")) == ["anchor", "positive", "negative"]
+    assert list(training_pairs(rows, "positive_anchor")) == ["positive", "anchor", "negative"]

@@ -92,3 +92,40 @@ def test_negatives_are_drawn_from_the_pool_only(tiny_model_dir):
     assert negatives <= set(pool) and not negatives & held_out
     assert negatives - {r["positive"] for r in rows}, "no unlabelled passage was ever mined"
     assert all(r["negative"] not in relevant[r["anchor"]] for r in mined)
+
+
+def test_stored_embeddings_spare_the_corpus_encoding_and_give_the_same_negatives(
+    tiny_model_dir, tmp_path, capsys
+):
+    """With the baseline's rows for every passage, mining encodes the questions only, and
+    picks exactly the negatives it picks when it encodes the corpus itself."""
+    from sentence_transformers import SentenceTransformer
+
+    from embedtune import corpus_embeddings
+    from tests.tiny import toy_corpus
+
+    p = _mining_params(relative_margin=0.0)
+    source = toy_rows(12, 3)
+    rows = [{"anchor": r["question"], "positive": r["text"]} for r in source]
+    kb = {str(k["global_chunk_id"]): k["text"] for k in toy_corpus(source, extra=30)}
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    emb = model.encode_document(list(kb.values()), batch_size=p.common.eval_batch_size)
+    key = corpus_embeddings.key(tiny_model_dir, p.common)
+    corpus_embeddings.save(tmp_path / "emb", list(kb), emb, key)
+    stored, _ = corpus_embeddings.lookup(tmp_path / "emb", key, kb)
+
+    expected = mine_negatives(model, rows, p, list(kb.values()))
+    encoded: list[str] = []
+    original = model.encode_document
+
+    def counting(texts, **kwargs):
+        encoded.extend(texts)
+        return original(texts, **kwargs)
+
+    model.encode_document = counting
+    mined = mine_negatives(model, rows, p, list(kb.values()), stored)
+    out = capsys.readouterr().out
+    assert encoded == [], f"{len(encoded)} passages encoded again"
+    assert f"reuses the baseline's embeddings of {len(kb)} of {len(kb)} passages" in out
+    assert "did not pick up" not in out
+    assert mined == expected

@@ -16,16 +16,6 @@ from embedtune.guards import check_embeddings
 from stages import train
 from tests.tiny import toy_rows
 
-ROWS = [{"anchor": "q", "positive": "p"}]
-
-
-def test_anchor_positive_is_the_default_order():
-    assert list(train.training_pairs(ROWS, "anchor_positive")) == ["anchor", "positive"]
-
-
-def test_reference_order_puts_the_chunk_first():
-    assert list(train.training_pairs(ROWS, "positive_anchor")) == ["positive", "anchor"]
-
 
 def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
     from sentence_transformers import SentenceTransformer
@@ -54,12 +44,6 @@ def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
     positives = [decode(ids, skip_special_tokens=True) for ids in batch["positive_input_ids"]]
     assert all(a.startswith("court ") for a in anchors), anchors
     assert all(x.startswith("camera ") for x in positives), positives
-
-
-def test_a_mined_negative_comes_last_in_either_order():
-    rows = [{"anchor": "q", "positive": "p", "negative": "n"}]
-    assert list(train.training_pairs(rows, "anchor_positive")) == ["anchor", "positive", "negative"]
-    assert list(train.training_pairs(rows, "positive_anchor")) == ["positive", "anchor", "negative"]
 
 
 def _setup(tiny_model_dir):

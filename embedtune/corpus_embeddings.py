@@ -1,0 +1,105 @@
+"""The base model's knowledge-base embeddings, encoded once by the baseline stage and reused
+by the train stage's hard-negative mining instead of encoding the corpus a second time.
+
+The folder holds ``embeddings.npy`` (float32, full dimension, one row per passage of
+build_ir_eval's corpus, in its order) and ``index.json`` (the passage ids and the key the
+rows were made under: the model's bytes, the document prompt, the sequence length). A reader
+whose key differs gets nothing and encodes itself, so a stale file can never be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from embedtune import io, params
+
+if TYPE_CHECKING:
+    import torch
+
+EMBEDDINGS = "embeddings.npy"
+INDEX = "index.json"
+
+
+def model_digest(model_dir: str | Path) -> str:
+    """sha256 over a model folder's file names and bytes: the same weights, tokenizer and
+    configs give the same digest wherever the folder lives."""
+    root = Path(model_dir)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode())
+        with f.open("rb") as fh:
+            while block := fh.read(1 << 22):  # 4 MB reads: model weights can be GBs
+                h.update(block)
+    return h.hexdigest()
+
+
+def key(model_dir: str | Path, common: params.Common) -> dict:
+    """Everything that shapes a passage's embedding."""
+    return {
+        "model": model_digest(model_dir),
+        "document_prompt": common.document_prompt,
+        "max_seq_length": common.max_seq_length,
+    }
+
+
+def save(folder: str | Path, ids: list[str], embeddings: torch.Tensor, made_under: dict) -> None:
+    """Write the rows and their index; the folder appears only when both are complete."""
+    matrix = embeddings.float().numpy() if hasattr(embeddings, "numpy") else embeddings
+    if len(ids) != len(matrix):
+        raise ValueError(f"{len(ids)} ids for {len(matrix)} embedding rows")
+    with io.atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        np.save(tmp / EMBEDDINGS, np.asarray(matrix, dtype=np.float32))
+        (tmp / INDEX).write_text(json.dumps({"key": made_under, "ids": ids}), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Stored rows (memory-mapped: only the rows used are read) and each text's row."""
+
+    matrix: np.ndarray
+    row_of: dict[str, int]
+
+
+def lookup(
+    folder: str | Path, made_under: dict, corpus: dict[str, str]
+) -> tuple[Stored | None, str]:
+    """(the rows of ``folder`` if its key equals ``made_under``, else None and the reason);
+    ``corpus`` (id -> text, build_ir_eval's) names the rows."""
+    folder = Path(folder)
+    if not (folder / INDEX).is_file() or not (folder / EMBEDDINGS).is_file():
+        return None, f"{folder}: no stored embeddings"
+    index = io.read_json(folder / INDEX)
+    if index.get("key") != made_under:
+        return None, f"{folder}: made by another model, prompt or sequence length"
+    row_of: dict[str, int] = {}
+    for i, pid in enumerate(index["ids"]):
+        text = corpus.get(pid)
+        if text is not None:
+            row_of.setdefault(text, i)
+    return Stored(np.load(folder / EMBEDDINGS, mmap_mode="r"), row_of), ""
+
+
+def for_texts(model, texts: list[str], stored: Stored | None, common: params.Common):
+    """Embeddings of ``texts`` in their order: stored rows where there are some, the rest
+    encoded now. Returns (float32 matrix, how many texts were encoded)."""
+    from embedtune import retrieval
+
+    row_of = stored.row_of if stored is not None else {}
+    missing = [t for t in texts if t not in row_of]
+    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+    have = [i for i, t in enumerate(texts) if t in row_of]
+    if have:
+        out[have] = stored.matrix[[row_of[texts[i]] for i in have]]
+    if missing:
+        encoded = retrieval.encode(
+            model, missing, common.document_prompt, common.eval_batch_size, document=True
+        )
+        out[[i for i, t in enumerate(texts) if t not in row_of]] = encoded.float().numpy()
+    return out, len(missing)
