@@ -191,8 +191,23 @@ def quantize_int8(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
 
 
+def decline_openvino_telemetry() -> None:
+    """Keep OpenVINO from reporting usage over the network. Its converter and ``import
+    openvino`` send usage statistics from a forked process unless a consent file in the
+    home folder declines; a pipeline stage after fetch must stay off the network, and a
+    child forked from a many-threaded process once deadlocked in DNS and hung a test run.
+    openvino_telemetry has no switch for this short of writing that file into the user's
+    home, so its consent checker is told there is no consent folder: it then declines."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import OptInChecker
+    except ImportError:
+        return
+    OptInChecker.consent_file_base_dir = staticmethod(lambda: None)
+
+
 def compile_openvino(src: Path, dst: Path) -> None:
     """Convert the ONNX graph to OpenVINO IR (model.xml + model.bin), weights kept float32."""
+    decline_openvino_telemetry()
     try:
         import openvino as ov
     except ImportError as exc:
@@ -372,6 +387,7 @@ def _ort_runner(path: Path, threads: int | None):
 
 
 def _openvino_runner(path: Path, threads: int | None):
+    decline_openvino_telemetry()
     import openvino as ov
 
     # OpenVINO runs in bfloat16 by default on CPUs that have it: f32 keeps embeddings exact.

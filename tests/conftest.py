@@ -14,19 +14,11 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def _decline_openvino_telemetry() -> None:
-    """`import openvino` reports usage to the network from a forked process unless a
-    consent file in the home folder declines it; forked from this many-threaded test
-    process, that child once deadlocked in DNS and hung the run at exit. Tests never touch
-    the network: with no consent folder, OpenVINO's checker declines."""
-    try:
-        from openvino_telemetry.utils.opt_in_checker import OptInChecker
-    except ImportError:
-        return
-    OptInChecker.consent_file_base_dir = staticmethod(lambda: None)
+# Tests never touch the network; see embedtune.export.decline_openvino_telemetry (once,
+# here, since `import openvino` anywhere in the run would otherwise fork a reporter).
+from embedtune.export import decline_openvino_telemetry  # noqa: E402
 
-
-_decline_openvino_telemetry()
+decline_openvino_telemetry()
 
 from tests.tiny import build_tiny_model, toy_rows, write_csv  # noqa: E402
 

@@ -240,3 +240,12 @@ def test_stage_failure_leaves_no_output(tmp_path, exported, monkeypatch):
     (paths["ir"] / "test.json").unlink()  # bad input: exit 1 with the file named, nothing written
     assert io.run_stage(stage.main, _argv(paths, tmp_path)) == 1
     assert not out.exists() and not metrics.exists()
+
+
+def test_openvino_telemetry_is_declined_without_touching_the_home_folder(tmp_path, monkeypatch):
+    checker = pytest.importorskip("openvino_telemetry.utils.opt_in_checker")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no consent file there either way
+    export.decline_openvino_telemetry()
+    result = checker.OptInChecker().check(enable_opt_in_dialog=False)
+    assert result == checker.ConsentCheckResult.DECLINED
+    assert list(tmp_path.iterdir()) == []
