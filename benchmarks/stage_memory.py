@@ -5,7 +5,8 @@ stage's command from dvc.yaml in pipeline order under GNU time (`/usr/bin/time -
 "Maximum resident set size" is the kernel's own high-water mark for the process), then runs
 benchmarks/plain_train.py (a plain sentence-transformers script) on the same training
 split with the same model, batch size, sequence length, loss and per-epoch evaluation on
-the dev split. Prints one table with every figure from this one run.
+the dev split, and the train stage once more with ``train.gradient_checkpointing: true``.
+Prints one table with every figure from this one run.
 
     python benchmarks/stage_memory.py               # the default profile (minutes)
     python benchmarks/stage_memory.py --keep /tmp/m # keep the copy to look inside
@@ -74,6 +75,13 @@ def main() -> None:
         print(f"stage_memory: {name} ...", flush=True)
         kb, seconds = measured(shlex.split(stage["cmd"]), work)
         rows.append([name, round(kb / 1024), round(seconds)])
+    # The train stage again with train.gradient_checkpointing on (the memory saver).
+    print("stage_memory: train with gradient_checkpointing: true ...", flush=True)
+    saver = {**conf, "train": {**conf["train"], "gradient_checkpointing": True}}
+    (work / "params-checkpointing.yaml").write_text(yaml.safe_dump(saver, sort_keys=False))
+    cmd = shlex.split(stages["train"]["cmd"]) + ["--params", "params-checkpointing.yaml"]
+    kb, seconds = measured(cmd, work)
+    rows.append(["train, gradient_checkpointing: true", round(kb / 1024), round(seconds)])
     train, common = conf["train"], conf["common"]
     print("stage_memory: plain training script ...", flush=True)
     plain_kb, seconds = measured(

@@ -46,6 +46,20 @@ def training_pool(split_dir: str | Path, corpus_path: str | Path) -> list[str]:
     return [r["text"] for r in io.read_jsonl(corpus_path) if r["id"] in allowed]
 
 
+def stored_embeddings(
+    folder: str | Path | None, model_dir: str | Path, common: params.Common, corpus: dict
+) -> corpus_embeddings.Stored | None:
+    """The baseline's embeddings (``folder``) if this base model, prompt and length made
+    them, else None, saying why; ``corpus``: build_ir_eval's id -> text, naming the rows."""
+    if not folder:
+        return None
+    made_under = corpus_embeddings.key(model_dir, common)
+    stored, why = corpus_embeddings.lookup(folder, made_under, corpus)
+    if stored is None:
+        print(f"train: mining encodes every passage itself ({why})")
+    return stored
+
+
 def library_corpus(corpus: list[str], positives: list[str]) -> list[str]:
     """The corpus as mine_hard_negatives orders it: the given passages, then any positive not
     among them, each once."""

@@ -125,6 +125,7 @@ class Train:
     pair_order: Literal["anchor_positive", "positive_anchor"]
     loss: Literal["mnrl", "cached", "gist", "cached_gist"]
     mini_batch_size: int
+    gradient_checkpointing: bool  # recompute activations in backward: about half the memory
     processes: int  # per node
     nodes: int  # machines joined by torchrun's rendezvous (EMBEDTUNE_RDZV_ENDPOINT)
     best_metric: str

@@ -16,16 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from embedtune import corpus_embeddings, io, mining, model_card, modeling, params, retrieval
+from embedtune import devices, io, mining, model_card, modeling, params, retrieval
 from embedtune.checkpoints import fingerprint, latest_complete_checkpoint, prepare_checkpoints
-from embedtune.devices import (
-    global_rank,
-    is_distributed,
-    is_main_process,
-    launch_workers,
-    precision_settings,
-    share_weights_from_rank0,
-)
 from embedtune.errors import StageError
 from embedtune.losses import GUIDED, make_loss, training_pairs
 
@@ -48,13 +40,15 @@ def build_trainer(
 
     cfg, common = conf.train, conf.common
     cuda = torch.cuda.is_available()
-    prec = precision_settings(cfg.precision, cuda, cuda and torch.cuda.is_bf16_supported())
+    prec = devices.precision_settings(cfg.precision, cuda, cuda and torch.cuda.is_bf16_supported())
     prompts = {"anchor": common.query_prompt, "positive": common.document_prompt}
     args = SentenceTransformerTrainingArguments(
         output_dir=str(workdir), num_train_epochs=cfg.epochs,
         seed=common.seed, data_seed=common.seed, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=common.eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,  # non-reentrant: works under DDP
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of total steps
         lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
@@ -65,7 +59,7 @@ def build_trainer(
         # Without use_cpu, CPU workers under torchrun each train alone on all the data.
         use_cpu=not cuda, dataloader_pin_memory=cuda,
         prompts={k: v for k, v in prompts.items() if v} or None,
-        ddp_backend="gloo" if is_distributed() and not cuda else None, **prec,
+        ddp_backend="gloo" if devices.is_distributed() and not cuda else None, **prec,
     )  # fmt: skip
     callbacks = [Guard()]
     if live is not None:
@@ -91,18 +85,17 @@ def train(
     resume: Path | None,
     pool: list[str] | None = None,
     guide=None,
-    stored: corpus_embeddings.Stored | None = None,
+    stored=None,
 ):
     """Run (or resume) training and return the model holding the best checkpoint's weights.
-    ``pool``: the passages hard negatives are mined from (split's train pool; None: the
-    training positives), ``stored`` the baseline's embeddings of them; ``guide``: the base
-    model, for the guided losses. Curves are
-    logged with dvclive under ``checkpoints/live`` so a resumed run continues them; only the
-    main process logs, so workers never write the same files."""
+    ``pool``: the passages hard negatives are mined from (None: the training positives),
+    ``stored`` the baseline's embeddings of them (corpus_embeddings.Stored); ``guide``: the
+    base model, for the guided losses. Curves go to ``checkpoints/live`` (dvclive, main
+    process only), so a resumed run continues them."""
     from embedtune import guards
 
     live = None
-    if is_main_process():
+    if devices.is_main_process():
         from dvclive import Live
 
         live = Live(
@@ -117,8 +110,8 @@ def train(
     if conf.train.nodes > 1:
         # Checkpoints hold weights on global rank 0's machine only (transformers writes them
         # there alone), so the other machines take the best weights from it.
-        share_weights_from_rank0(trainer.model)
-    if global_rank() == 0:
+        devices.share_weights_from_rank0(trainer.model)
+    if devices.global_rank() == 0:
         best = state.best_model_checkpoint
         if not best or not Path(best).is_dir():
             raise StageError(
@@ -162,20 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     pool = stored = None
     if conf.train.hard_negatives.enabled:
         pool = mining.training_pool(args.split, args.corpus)
-        if args.embeddings:
-            made_under = corpus_embeddings.key(args.model, conf.common)
-            stored, why = corpus_embeddings.lookup(args.embeddings, made_under, dev.corpus)
-            if stored is None:
-                print(f"train: mining encodes every passage itself ({why})")
+        stored = mining.stored_embeddings(args.embeddings, args.model, conf.common, dev.corpus)
     checkpoints = Path(args.checkpoints)
-    if not is_distributed():
+    if not devices.is_distributed():
         inputs = [Path(args.model), Path(args.split), Path(args.ir), Path(args.corpus)]
         fp = fingerprint(conf, inputs)
         resume = prepare_checkpoints(checkpoints, fp)
         if conf.train.processes > 1 or conf.train.nodes > 1:
             forwarded = sys.argv[1:] if argv is None else argv
             cfg = conf.train
-            launch_workers(cfg.processes, cfg.nodes, "stages.train", forwarded, fp[:16])
+            devices.launch_workers(cfg.processes, cfg.nodes, "stages.train", forwarded, fp[:16])
             return
     else:
         # The launcher checked the fingerprint. Across machines only global rank 0 holds
@@ -185,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     # The guide stays the base model throughout: a second, frozen copy.
     guide = modeling.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
     best = train(model, rows, dev, conf, checkpoints, resume, pool, guide, stored)
-    if not is_main_process():
+    if not devices.is_main_process():
         return
     test = retrieval.IRData.load(args.ir, "test")
     source = io.read_json(args.source)

@@ -100,3 +100,21 @@ def test_a_guided_loss_trains_with_the_base_model_as_guide(tmp_path, tiny_model_
     assert any(
         not torch.equal(before[k], v) for k, v in trained.state_dict().items() if k in before
     )
+
+
+def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_model_dir):
+    """Activations recomputed in the backward pass (dropout replayed from the saved RNG
+    state) give the weights of a run that kept them."""
+    weights = {}
+    for on in (False, True):
+        model, rows, dev, p = _setup(tiny_model_dir)
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        p = dataclasses.replace(p, train=dataclasses.replace(p.train, gradient_checkpointing=on))
+        trainer = train.build_trainer(model, rows, dev, p, tmp_path / f"gc{on}")
+        assert trainer.args.gradient_checkpointing is on
+        trainer.train()
+        assert model[0].auto_model.is_activation_checkpointing is on
+        weights[on] = {k: v.clone() for k, v in model.state_dict().items()}
+        assert any(not torch.equal(start[k], v) for k, v in weights[on].items()), "not trained"
+    for k in weights[False]:
+        torch.testing.assert_close(weights[True][k], weights[False][k], rtol=0, atol=1e-6)
