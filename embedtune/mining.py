@@ -2,7 +2,8 @@
 training passage that does not answer the question, scored from the baseline's stored
 corpus embeddings where they fit (embedtune.corpus_embeddings) so the corpus is encoded once.
 
-datasets and sentence-transformers are imported inside _mine: they take seconds to import, and the stage modules are imported before the stage's signal handler is installed.
+datasets and sentence-transformers are imported inside _mine: they take seconds to import,
+and the stage modules are imported before the stage's signal handler is installed.
 """
 
 from __future__ import annotations
