@@ -18,11 +18,15 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Run as `python benchmarks/<name>.py`, Python puts benchmarks/ on the path, not the project
+# root; `stages` is not an installed package, so the root goes on the path here.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # name -> (what changes, train overrides, hard_negatives overrides)
 RECIPES = {

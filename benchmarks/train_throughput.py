@@ -14,11 +14,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Run as `python benchmarks/<name>.py`, Python puts benchmarks/ on the path, not the project
+# root; `stages` is not an installed package, so the root goes on the path here.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def plain_trainer(model, rows, batch_size: int, steps: int, dims: list[int], out: str):
