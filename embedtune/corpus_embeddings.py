@@ -92,14 +92,18 @@ def for_texts(model, texts: list[str], stored: Stored | None, common: params.Com
     from embedtune import retrieval
 
     row_of = stored.row_of if stored is not None else {}
-    missing = [t for t in texts if t not in row_of]
-    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     have = [i for i, t in enumerate(texts) if t in row_of]
+    missing = [i for i, t in enumerate(texts) if t not in row_of]
+    out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     if have:
         out[have] = stored.matrix[[row_of[texts[i]] for i in have]]
     if missing:
         encoded = retrieval.encode(
-            model, missing, common.document_prompt, common.eval_batch_size, document=True
+            model,
+            [texts[i] for i in missing],
+            common.document_prompt,
+            common.eval_batch_size,
+            document=True,
         )
-        out[[i for i, t in enumerate(texts) if t not in row_of]] = encoded.float().numpy()
+        out[missing] = encoded.float().numpy()
     return out, len(missing)

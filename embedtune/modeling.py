@@ -53,29 +53,18 @@ def load_model(path: str | Path, common: params.Common):
     return model
 
 
-def score_encoder(
-    encoder, data, common: params.Common, bm25: bool = True
+def score_embeddings(
+    q_emb, c_emb, data, common: params.Common, bm25: bool = True
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Every figure the baseline and evaluate stages report, from one encoding pass of
-    ``encoder`` (a SentenceTransformer or any object with its ``encode_query`` /
-    ``encode_document`` keywords) over ``data`` (a ``retrieval.IRData``), at every dimension
-    of ``common.dims``: dense (``dim_<d>_<metric>``, and ``labelled_...`` against the
-    labelled passages only), hybrid with BM25 (``hybrid_dim_<d>_<metric>``), int8 and
-    binary (``int8_dim_<d>_ndcg@10``, ``ubinary_...``, with bytes per vector and index
-    size), and with ``bm25`` BM25's own (``bm25_<metric>``).
+    """Every figure the baseline and evaluate stages report, from full-dimension query and
+    corpus embeddings of ``data`` (a ``retrieval.IRData``; ``retrieval.encode_data`` makes
+    them), at every dimension of ``common.dims``: dense (``dim_<d>_<metric>``, and
+    ``labelled_...`` against the labelled passages only), hybrid with BM25
+    (``hybrid_dim_<d>_<metric>``), int8 and binary (``int8_dim_<d>_ndcg@10``, ``ubinary_...``,
+    with bytes per vector and index size), and with ``bm25`` BM25's own (``bm25_<metric>``).
 
     Returns (flat metrics, per-query ndcg@10 by query id under ``dim_<d>``,
     ``hybrid_dim_<d>`` and, with ``bm25``, ``bm25``)."""
-    from embedtune import retrieval
-
-    q_emb, c_emb = retrieval.encode_data(
-        encoder, data, common.eval_batch_size, common.query_prompt, common.document_prompt
-    )
-    return score_embeddings(q_emb, c_emb, data, common, bm25)
-
-
-def score_embeddings(q_emb, c_emb, data, common: params.Common, bm25: bool = True):
-    """``score_encoder``'s figures from full-dimension query and corpus embeddings."""
     from embedtune import fusion, quantization, retrieval
 
     dims = common.dims
@@ -113,7 +102,7 @@ def run_eval(
     bm25: bool,
     embeddings_out: str | None = None,
 ) -> dict:
-    """Score a model on the test queries (``score_encoder``) and write the metrics and the
+    """Score a model on the test queries (``score_embeddings``) and write the metrics and the
     per-query ndcg@10 that the significance tests pair up; with ``embeddings_out``, also
     the corpus embeddings (embedtune.corpus_embeddings), for mining to reuse."""
     from embedtune import corpus_embeddings, retrieval

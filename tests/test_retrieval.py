@@ -214,8 +214,15 @@ def test_any_encoder_with_encode_gets_the_same_figures(tiny_model_dir):
 
     common = dataclasses.replace(params.load("params.yaml").common, dims=[32, 8])
     data = _ir_data(20, 2)
-    ours, per_query = modeling.score_encoder(NumpyEncoder(), data, common, bm25=False)
-    ref, _ = modeling.score_encoder(model, data, common, bm25=False)
+
+    def scored(encoder):
+        q, c = retrieval.encode_data(
+            encoder, data, common.eval_batch_size, common.query_prompt, common.document_prompt
+        )
+        return modeling.score_embeddings(q, c, data, common, bm25=False)
+
+    ours, per_query = scored(NumpyEncoder())
+    ref, _ = scored(model)
     assert ours.keys() == ref.keys() and "hybrid_dim_8_ndcg@10" in ours
     assert all(ours[k] == pytest.approx(ref[k], abs=1e-6) for k in ref)
     assert "bm25" not in per_query and "bm25_ndcg@10" not in ours
