@@ -30,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # name -> (what changes, train overrides, hard_negatives overrides)
 RECIPES = {
-    "mnrl": ("MNRL, 1 epoch (the default before this comparison)", {"loss": "mnrl"}, {}),
+    "mnrl": ("MNRL, 1 epoch, params.yaml's attention dropout", {"loss": "mnrl"}, {}),
+    "mnrl_model_dropout": (
+        "MNRL, 1 epoch, the model's own attention dropout",
+        {"loss": "mnrl", "attention_dropout": None},
+        {},
+    ),
     "gist": ("GISTEmbedLoss, base model as guide, 1 epoch", {"loss": "gist"}, {}),
     "mnrl_hard_neg": ("MNRL + one mined hard negative per pair", {}, {"enabled": True}),
     "mnrl_2_epochs": ("MNRL, 2 epochs", {"epochs": 2}, {}),
@@ -47,7 +52,7 @@ def recipe_params(conf, train_changes: dict, mining_changes: dict):
 
 def run_recipe(name: str, conf, root: Path) -> dict:
     """Train one recipe and score it on dev and test at every dimension."""
-    from embedtune import io, modeling, retrieval
+    from embedtune import io, mining, modeling, retrieval
     from embedtune.losses import GUIDED
     from embedtune.metrics import HEADLINE
     from stages import train
@@ -57,12 +62,9 @@ def run_recipe(name: str, conf, root: Path) -> dict:
     test = retrieval.IRData.load(root / "data/build_ir_eval", "test")
     pool = None
     if conf.train.hard_negatives.enabled:
-        allowed = set(io.read_json(root / "data/split/train_pool.json"))
-        pool = [
-            r["text"] for r in io.read_jsonl(root / "data/fetch/corpus.jsonl") if r["id"] in allowed
-        ]
+        pool = mining.training_pool(root / "data/split", root / "data/fetch/corpus.jsonl")
     base = root / "models/base"
-    model = modeling.load_model(base, conf.common)
+    model, _ = modeling.load_for_training(base, conf.common, conf.train.attention_dropout)
     guide = modeling.load_model(base, conf.common) if conf.train.loss in GUIDED else None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,8 +28,14 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(path: str | Path, common: params.Common):
-    """Load a local sentence-transformers folder and check it can serve every dimension."""
+# Where Hugging Face configs keep the dropout on attention probabilities: BERT, RoBERTa,
+# XLM-R, MPNet | ModernBERT, DistilBERT and decoder models | GPT-2-style models.
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+
+
+def load_model(path: str | Path, common: params.Common, config_overrides: dict | None = None):
+    """Load a local sentence-transformers folder and check it can serve every dimension;
+    ``config_overrides``: Hugging Face config keys set before the network is built."""
     from sentence_transformers import SentenceTransformer
 
     path = Path(path)
@@ -42,6 +48,7 @@ def load_model(path: str | Path, common: params.Common):
         trust_remote_code=False,
         local_files_only=True,
         model_kwargs=kwargs,
+        config_kwargs=config_overrides or None,
     )
     model.max_seq_length = common.max_seq_length
     full = model.get_embedding_dimension()
@@ -51,6 +58,44 @@ def load_model(path: str | Path, common: params.Common):
             f"embedding dimension {full} ({path})"
         )
     return model
+
+
+def load_for_training(
+    path: str | Path, common: params.Common, attention_dropout: float | None
+) -> tuple[object, dict]:
+    """The model to fine-tune, with ``attention_dropout`` (None: the model's own) on its
+    attention probabilities, and the config values it replaced, for ``restore_config``.
+
+    Why it matters: PyTorch's fused CPU attention kernel (scaled_dot_product_attention)
+    does not take dropout, so with dropout on, training falls back to the unfused kernel
+    that keeps every attention matrix for the backward pass, most of one step's memory.
+    The config is overridden at load time because each model family reads it when it
+    builds its attention layers."""
+    model = load_model(path, common)
+    if attention_dropout is None:
+        return model, {}
+    config = model[0].auto_model.config
+    replaced = {k: getattr(config, k) for k in ATTENTION_DROPOUT_KEYS if hasattr(config, k)}
+    if not replaced:
+        print(
+            f"train: warning: {path}'s config names no attention dropout "
+            f"({', '.join(ATTENTION_DROPOUT_KEYS)}); train.attention_dropout has no effect"
+        )
+        return model, {}
+    if all(v == attention_dropout for v in replaced.values()):
+        return model, replaced
+    print(f"train: attention dropout {attention_dropout} (the model's own: {replaced})")
+    del model
+    overrides = dict.fromkeys(replaced, attention_dropout)
+    return load_model(path, common, overrides), replaced
+
+
+def restore_config(model, replaced: dict) -> None:
+    """Put back the config values ``load_for_training`` replaced, so the saved model's
+    config.json describes the model as its base did (a later fine-tune gets its dropout)."""
+    config = model[0].auto_model.config
+    for k, v in replaced.items():
+        setattr(config, k, v)
 
 
 def score_embeddings(

@@ -126,6 +126,7 @@ class Train:
     loss: Literal["mnrl", "cached", "gist", "cached_gist"]
     mini_batch_size: int
     gradient_checkpointing: bool  # recompute activations in backward: about half the memory
+    attention_dropout: float | None  # None: the model's own (e.g. BERT's 0.1)
     processes: int  # per node
     nodes: int  # machines joined by torchrun's rendezvous (EMBEDTUNE_RDZV_ENDPOINT)
     best_metric: str
@@ -301,6 +302,11 @@ def _check(p: Params) -> None:
     if t.epochs <= 0 or t.learning_rate <= 0 or not 0 <= t.warmup_ratio < 1:
         raise StageError(
             "params keys 'train.epochs'/'train.learning_rate'/'train.warmup_ratio' out of range"
+        )
+    if t.attention_dropout is not None and not 0 <= t.attention_dropout < 1:
+        raise StageError(
+            f"params key 'train.attention_dropout': {t.attention_dropout} out of range; want "
+            "0 <= value < 1, or null for the model's own"
         )
     h = t.hard_negatives
     if h.range_min < 0 or h.range_max <= h.range_min or h.candidates < 1:

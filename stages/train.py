@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> None:
         # The launcher checked the fingerprint. Across machines only global rank 0 holds
         # complete checkpoints, so a multi-node run starts over rather than resume.
         resume = latest_complete_checkpoint(checkpoints) if conf.train.nodes == 1 else None
-    model = modeling.load_model(args.model, conf.common)
+    model, replaced = modeling.load_for_training(
+        args.model, conf.common, conf.train.attention_dropout
+    )
     # The guide stays the base model throughout: a second, frozen copy.
     guide = modeling.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
     best = train(model, rows, dev, conf, checkpoints, resume, pool, guide, stored)
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     model_card.fill(best, conf, source, Path(args.model), len(rows), test)
     with io.atomic_path(args.live) as tmp:
         shutil.copytree(checkpoints / "live", tmp)
+    modeling.restore_config(best, replaced)
     with io.atomic_path(args.out) as tmp:
         best.save(str(tmp))
     shutil.rmtree(checkpoints)  # finished: nothing left to resume

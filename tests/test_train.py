@@ -5,6 +5,7 @@ guards themselves are unit-tested in test_guards.py."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,3 +119,47 @@ def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_model_dir
         assert any(not torch.equal(start[k], v) for k, v in weights[on].items()), "not trained"
     for k in weights[False]:
         torch.testing.assert_close(weights[True][k], weights[False][k], rtol=0, atol=1e-6)
+
+
+def _attention_kernels(model) -> set[str]:
+    """The scaled-dot-product attention kernels one training-mode step runs."""
+    model.train()
+    feats = model.preprocess(["a short text", "a longer text with more words in it"])
+    with torch.profiler.profile() as prof:
+        model(feats)["sentence_embedding"].sum().backward()
+    return {e.key for e in prof.key_averages() if e.key.startswith("aten::_scaled_dot_product")}
+
+
+def test_attention_dropout_zero_trains_on_the_fused_kernel_and_saves_the_base_config(
+    tmp_path, tiny_model_dir
+):
+    """With the model's own attention dropout (0.1) training runs the unfused attention that
+    keeps every attention matrix; at 0 it runs the fused CPU kernel. The saved config
+    keeps the base model's value."""
+    import json
+
+    from embedtune import modeling
+
+    common = dataclasses.replace(params.load("params.yaml").common, dims=[32, 8])
+    own, replaced = modeling.load_for_training(tiny_model_dir, common, None)
+    assert replaced == {}
+    assert _attention_kernels(own) == {"aten::_scaled_dot_product_attention_math"}
+    off, replaced = modeling.load_for_training(tiny_model_dir, common, 0.0)
+    assert replaced == {"attention_probs_dropout_prob": 0.1}
+    assert off[0].auto_model.config.attention_probs_dropout_prob == 0.0
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in _attention_kernels(off)
+    modeling.restore_config(off, replaced)
+    off.save(str(tmp_path / "saved"))
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["attention_probs_dropout_prob"] == 0.1
+
+
+def test_attention_dropout_out_of_range_names_the_key(tmp_path):
+    text = (
+        Path("params.yaml")
+        .read_text()
+        .replace("attention_dropout: 0.0", "attention_dropout: 1.5", 1)
+    )
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(StageError, match="train.attention_dropout"):
+        params.load(tmp_path / "params.yaml")
