@@ -71,23 +71,49 @@ def load_for_training(
     that keeps every attention matrix for the backward pass, most of one step's memory.
     The config is overridden at load time because each model family reads it when it
     builds its attention layers."""
-    model = load_model(path, common)
     if attention_dropout is None:
-        return model, {}
-    config = model[0].auto_model.config
+        return load_model(path, common), {}
+    # Read the keys from the config alone: loading the weights only to look would hold two
+    # copies of the model at once, on the stage with the highest peak.
+    config = transformer_config(Path(path))
     replaced = {k: getattr(config, k) for k in ATTENTION_DROPOUT_KEYS if hasattr(config, k)}
     if not replaced:
         print(
             f"train: warning: {path}'s config names no attention dropout "
             f"({', '.join(ATTENTION_DROPOUT_KEYS)}); train.attention_dropout has no effect"
         )
-        return model, {}
+        return load_model(path, common), {}
     if all(v == attention_dropout for v in replaced.values()):
-        return model, replaced
+        return load_model(path, common), replaced
     print(f"train: attention dropout {attention_dropout} (the model's own: {replaced})")
-    del model
-    overrides = dict.fromkeys(replaced, attention_dropout)
-    return load_model(path, common, overrides), replaced
+    return load_model(path, common, dict.fromkeys(replaced, attention_dropout)), replaced
+
+
+def transformer_folder(model_dir: Path) -> Path:
+    """The folder of a sentence-transformers model's Transformer module (its Hugging Face
+    config and tokenizer): the model's root for most models, a subfolder for some."""
+    import json
+
+    listing = model_dir / "modules.json"
+    try:
+        modules = json.loads(listing.read_text())
+    except FileNotFoundError as exc:
+        raise StageError(f"{listing}: not found (not a sentence-transformers folder?)") from exc
+    except json.JSONDecodeError as exc:
+        raise StageError(f"{listing}: not valid JSON: {exc}") from exc
+    sub = next((m.get("path", "") for m in modules if m["type"].endswith("Transformer")), "")
+    return model_dir / sub
+
+
+def transformer_config(model_dir: Path):
+    """The Hugging Face config of ``model_dir``'s Transformer module, without its weights."""
+    from transformers import AutoConfig
+
+    folder = transformer_folder(model_dir)
+    try:
+        return AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise StageError(f"{folder}: cannot read the model's config: {exc}") from exc
 
 
 def restore_config(model, replaced: dict) -> None:

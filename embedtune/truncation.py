@@ -21,17 +21,15 @@ BATCH = 1024  # texts per tokenizer call: bounded memory on a corpus of any size
 def token_counter(model_dir: Path) -> CountTokens:
     """Token counts (special tokens included, as the model is fed) from the tokenizer of the
     sentence-transformers model in ``model_dir``."""
-    import json
-
     from transformers import AutoTokenizer
 
-    modules = json.loads((model_dir / "modules.json").read_text())
-    # The tokenizer sits with the Transformer module, at the root for most models.
-    sub = next((m.get("path", "") for m in modules if m["type"].endswith("Transformer")), "")
+    from embedtune.modeling import transformer_folder
+
+    folder = transformer_folder(model_dir)  # the tokenizer sits with the Transformer module
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir / sub), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise StageError(f"{model_dir / sub}: cannot load the model's tokenizer: {exc}") from exc
+        raise StageError(f"{folder}: cannot load the model's tokenizer: {exc}") from exc
 
     def count(texts: Sequence[str]) -> list[int]:
         # truncation=False: a tokenizer.json may carry truncation of its own (MiniLM's cuts
