@@ -7,6 +7,9 @@ reads the pipeline's own split and build_ir_eval outputs so both train on the sa
 
     python benchmarks/plain_train.py --model models/base --out /tmp/plain \
         --batch-size 32 --max-seq-length 256 --epochs 1 --lr 1e-4 --dims 384 256 128 64
+
+``--attention-dropout 0`` is the same script with the one setting the default train stage
+changes (train.attention_dropout), for a like-for-like row beside the untouched script.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=1)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--dims", type=int, nargs="+", default=[384, 256, 128, 64])
+    ap.add_argument(
+        "--attention-dropout", type=float,
+        help="set the BERT config's attention_probs_dropout_prob (default: the model's own)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     lines = Path(args.split, "train.jsonl").read_text().splitlines()
@@ -57,7 +64,12 @@ def main() -> None:
         {q: set(ids) for q, ids in dev["relevant_docs"].items()},
         name="dev",
     )
-    model = SentenceTransformer(args.model, device="cpu")
+    overrides = (
+        None
+        if args.attention_dropout is None
+        else {"attention_probs_dropout_prob": args.attention_dropout}
+    )
+    model = SentenceTransformer(args.model, device="cpu", config_kwargs=overrides)
     model.max_seq_length = args.max_seq_length
     training_args = SentenceTransformerTrainingArguments(
         output_dir=args.out, num_train_epochs=args.epochs,
