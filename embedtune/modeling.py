@@ -77,16 +77,16 @@ def load_for_training(
     # copies of the model at once, on the stage with the highest peak.
     config = transformer_config(Path(path))
     replaced = {k: getattr(config, k) for k in ATTENTION_DROPOUT_KEYS if hasattr(config, k)}
+    overrides = None
     if not replaced:
         print(
             f"train: warning: {path}'s config names no attention dropout "
             f"({', '.join(ATTENTION_DROPOUT_KEYS)}); train.attention_dropout has no effect"
         )
-        return load_model(path, common), {}
-    if all(v == attention_dropout for v in replaced.values()):
-        return load_model(path, common), replaced
-    print(f"train: attention dropout {attention_dropout} (the model's own: {replaced})")
-    return load_model(path, common, dict.fromkeys(replaced, attention_dropout)), replaced
+    elif any(v != attention_dropout for v in replaced.values()):
+        print(f"train: attention dropout {attention_dropout} (the model's own: {replaced})")
+        overrides = dict.fromkeys(replaced, attention_dropout)
+    return load_model(path, common, overrides), replaced
 
 
 def transformer_folder(model_dir: Path) -> Path:
