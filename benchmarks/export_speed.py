@@ -37,14 +37,14 @@ def ir_sample(path: str, n_queries: int):
     """The sample's questions against its unique chunks (the evaluator's three dicts)."""
     import pandas as pd
 
-    from embedtune import retrieval
+    from embedtune.retrieval import search
 
     rows = pd.read_csv(path)
     corpus = dict(zip(rows["global_chunk_id"].astype(str), rows["text"], strict=True))
     chosen = rows.iloc[:: max(1, len(rows) // n_queries)].head(n_queries)
     queries = {f"q{i}": q for i, q in enumerate(chosen["question"])}
     relevant = {f"q{i}": {str(c)} for i, c in enumerate(chosen["global_chunk_id"])}
-    return retrieval.IRData(corpus, queries, relevant)
+    return search.IRData(corpus, queries, relevant)
 
 
 def main() -> None:
@@ -65,7 +65,8 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embedtune import export, retrieval
+    from embedtune import export
+    from embedtune.retrieval import search
 
     model_dir = args.model or default_model()
     formats = [f for f in args.formats.split(",") if f]
@@ -96,7 +97,7 @@ def main() -> None:
                 print(f"round {r + 1} {name:10s} {rate:7.1f} passages/s")
         rows = []
         for name, enc in engines.items():
-            ndcg = retrieval.evaluate_model(enc, data, dims, args.batch_size)[dims[0]][0]
+            ndcg = search.evaluate_model(enc, data, dims, args.batch_size)[dims[0]][0]
             emb = enc.encode_document(passages[:256], batch_size=args.batch_size)
             rows.append((name, best[name], ndcg["ndcg@10"], float(abs(emb - ref).max())))
 

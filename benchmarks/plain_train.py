@@ -60,7 +60,7 @@ def main() -> None:
     dev = json.loads(Path(args.ir, "dev.json").read_text())
     evaluator = InformationRetrievalEvaluator(
         dev["queries"],
-        {p["id"]: p["text"] for p in passages},
+        {passage["id"]: passage["text"] for passage in passages},
         {q: set(ids) for q, ids in dev["relevant_docs"].items()},
         name="dev",
     )

@@ -15,7 +15,6 @@ Run it in a project whose data stages are reproduced (`dvc repro build_ir_eval`)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -45,27 +44,31 @@ RECIPES = {
 
 def recipe_params(conf, train_changes: dict, mining_changes: dict):
     """``conf`` with the recipe's train (and hard-negative) keys replaced."""
-    mining = dataclasses.replace(conf.train.hard_negatives, **mining_changes)
-    train = dataclasses.replace(conf.train, hard_negatives=mining, **train_changes)
-    return dataclasses.replace(conf, train=train)
+    from embedtune import config
+
+    mining = config.replace(conf.train.hard_negatives, **mining_changes)
+    train = config.replace(conf.train, hard_negatives=mining, **train_changes)
+    return config.replace(conf, train=train)
 
 
 def run_recipe(name: str, conf, root: Path) -> dict:
     """Train one recipe and score it on dev and test at every dimension."""
-    from embedtune import io, mining, modeling, retrieval
-    from embedtune.losses import GUIDED
+    from embedtune import io, models
     from embedtune.metrics import HEADLINE
+    from embedtune.retrieval import search
+    from embedtune.training import mining
+    from embedtune.training.losses import GUIDED
     from stages import train
 
     rows = io.read_jsonl(root / "data/split/train.jsonl")
-    dev = retrieval.IRData.load(root / "data/build_ir_eval", "dev")
-    test = retrieval.IRData.load(root / "data/build_ir_eval", "test")
+    dev = search.IRData.load(root / "data/build_ir_eval", "dev")
+    test = search.IRData.load(root / "data/build_ir_eval", "test")
     pool = None
     if conf.train.hard_negatives.enabled:
         pool = mining.training_pool(root / "data/split", root / "data/fetch/corpus.jsonl")
     base = root / "models/base"
-    model, _ = modeling.load_for_training(base, conf.common, conf.train.attention_dropout)
-    guide = modeling.load_model(base, conf.common) if conf.train.loss in GUIDED else None
+    model, _ = models.load_for_training(base, conf.common, conf.train.attention_dropout)
+    guide = models.load_model(base, conf.common) if conf.train.loss in GUIDED else None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tuned = train.train(model, rows, dev, conf, Path(tmp), None, pool, guide)
@@ -73,7 +76,7 @@ def run_recipe(name: str, conf, root: Path) -> dict:
     common = conf.common
     out = {"recipe": name, "train_seconds": round(seconds, 1)}
     for part, data in (("dev", dev), ("test", test)):
-        scores = retrieval.evaluate_model(
+        scores = search.evaluate_model(
             tuned, data, common.dims, common.eval_batch_size,
             common.query_prompt, common.document_prompt,
         )  # fmt: skip
@@ -85,15 +88,16 @@ def run_recipe(name: str, conf, root: Path) -> dict:
 def main() -> None:
     from tabulate import tabulate
 
-    from embedtune import params
+    from embedtune import cli, config
 
+    cli.setup_logging("recipes")  # the library's progress lines (mining, checkpoints)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=".", help="project folder with data/ and models/base")
     ap.add_argument("--only", nargs="*", choices=sorted(RECIPES), help="recipes to run")
     ap.add_argument("--out", help="also write the rows as JSON here (appended per recipe)")
     args = ap.parse_args()
     root = Path(args.root)
-    conf = params.load(root / "params.yaml")
+    conf = config.load(root / "params.yaml")
     rows = []
     for name in args.only or list(RECIPES):
         what, train_changes, mining_changes = RECIPES[name]

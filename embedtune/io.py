@@ -1,4 +1,5 @@
-"""Atomic outputs and small file helpers shared by the stages.
+"""Atomic outputs and small file helpers shared by the stages: JSON reading and writing, and
+hashing files by name and bytes.
 
 DVC commits whatever sits under a declared out when a command exits 0, and deletes outs
 before a rerun. Writing to a hidden temporary sibling and renaming it into place means an
@@ -7,12 +8,11 @@ interrupted stage leaves either the old complete output or nothing, never half a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import signal
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,17 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically, keys in a stable order so reruns give identical bytes."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        tmp.write_text(
+            json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Parse a JSON file; a missing or damaged file is a StageError that names it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StageError(f"{path}: cannot read JSON: {exc}") from exc
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
@@ -71,21 +77,24 @@ def read_jsonl(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _raise_interrupt(signum: int, _frame: Any) -> None:
-    # SIGTERM would otherwise end Python without unwinding, skipping the cleanup of
-    # temporary outputs; turning it into KeyboardInterrupt runs every `finally`.
-    raise KeyboardInterrupt(f"signal {signum}")
+READ_BLOCK = 1 << 22  # 4 MB reads when hashing: model weights can be GBs
 
 
-def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
-    """Run a stage's main: user errors print one clear line; interrupts exit non-zero."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        main(argv)
-    except StageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: no output was written", file=sys.stderr)
-        return 130
-    return 0
+def hash_files(digest: hashlib._Hash, root: str | Path, names_from: str | Path) -> None:
+    """Feed ``digest`` every file of ``root`` (``root`` itself if it is a file), in sorted
+    order: its path relative to ``names_from``, then its bytes, streamed. The same files
+    give the same digest wherever ``names_from`` lives."""
+    root, names_from = Path(root), Path(names_from)
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+    for f in files:
+        digest.update(str(f.relative_to(names_from)).encode())
+        with f.open("rb") as fh:
+            while block := fh.read(READ_BLOCK):
+                digest.update(block)
+
+
+def folder_digest(folder: str | Path) -> str:
+    """sha256 hex digest of a folder's file names (relative to it) and bytes."""
+    digest = hashlib.sha256()
+    hash_files(digest, folder, folder)
+    return digest.hexdigest()

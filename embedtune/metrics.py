@@ -13,6 +13,8 @@ MRR_K, NDCG_K, MAP_K = 10, 10, 100
 MAX_K = max(MAP_K, *ACCURACY_K, *PRECISION_RECALL_K)  # ranks each query needs scored
 
 HEADLINE = f"ndcg@{NDCG_K}"
+LABELLED = "labelled_"  # key prefix of the figures against the labelled passages only
+HYBRID = "hybrid_"  # key prefix of BM25 + dense reciprocal rank fusion
 METRIC_NAMES = (
     (HEADLINE, f"mrr@{MRR_K}", f"map@{MAP_K}")
     + tuple(

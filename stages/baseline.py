@@ -1,11 +1,12 @@
 """baseline: score the untouched base model on the test queries at every dimension."""
 
-from embedtune import io, modeling
+from embedtune import cli
+from embedtune.retrieval import evaluation
 
 
 def main(argv: list[str] | None = None) -> None:
-    modeling.eval_cli(argv, "baseline")
+    evaluation.eval_cli(argv, "baseline")
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-from embedtune import io, params
+from embedtune import cli, config, io
 from embedtune.errors import StageError
 
 
@@ -29,15 +29,15 @@ def build_corpus(
         if cid not in corpus:
             corpus[cid] = row["positive"]
             holders[row["chunk_id"]].append(cid)
-    for p in passages or []:
-        if p["id"] in holders:
+    for passage in passages or []:
+        if passage["id"] in holders:
             continue  # labelled: already in, once or once per row
-        if p["id"] in corpus:
+        if passage["id"] in corpus:
             raise StageError(
-                f"build_ir_eval: corpus id {p['id']!r} clashes with a per-row copy's id; "
+                f"corpus id {passage['id']!r} clashes with a per-row copy's id; "
                 "use build_ir_eval.corpus: unique"
             )
-        corpus[p["id"]] = p["text"]
+        corpus[passage["id"]] = passage["text"]
     return corpus, dict(holders)
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (the knowledge base)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    conf = params.load(args.params)
+    conf = config.load(args.params)
     parts = {n: io.read_jsonl(f"{args.split}/{n}.jsonl") for n in ("train", "dev", "test")}
     pairs = [r for rows in parts.values() for r in rows]
     corpus, holders = build_corpus(
@@ -97,4 +97,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from embedtune import chunking, io, params
+from embedtune import cli, config, io
+from embedtune.documents import chunking
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,15 +18,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--out", required=True, help="folder for passages.jsonl and summary.json")
     args = ap.parse_args(argv)
-    p = params.load(args.params)
-    params.check_token_limits(p, ("chunk.size",))
-    cfg = p.chunk
+    conf = config.load(args.params)
+    config.check_token_limits(conf, ("chunk.size",))
+    cfg = conf.chunk
     folder = Path(cfg.folder)
     _, other = chunking.find_documents(folder)
     if other:
         print(f"chunk: ignored {len(other)} file(s) of other types (first: {other[0]})")
-    count = chunking.passage_counter(
-        chunking.model_folder(p.common.model), p.common.document_prompt
+    count = chunking.text_counter(
+        chunking.model_folder(conf.common.model), conf.common.document_prompt
     )
     result = chunking.chunk_documents(folder, count, cfg.size, cfg.overlap, cfg.on_bad_document)
     info = chunking.summary(result, cfg.size, cfg.overlap, other)
@@ -47,4 +48,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

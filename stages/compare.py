@@ -4,7 +4,7 @@ a markdown report and two charts.
 The report is written to read well as a pull-request comment. Whether a difference is more
 than noise is a paired bootstrap confidence interval and a paired sign-flip permutation
 p-value over the per-query scores (seeded): fine-tuned vs base at every dimension, and
-fine-tuned hybrid vs BM25 and vs base hybrid. Rendering lives in embedtune/compare_report.
+fine-tuned hybrid vs BM25 and vs base hybrid. Rendering lives in embedtune/reporting/.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from embedtune import compare_charts, compare_report, io, params
+from embedtune import cli, config, io
 from embedtune.errors import StageError
 from embedtune.metrics import HEADLINE, METRIC_NAMES, key
-from embedtune.quantization import PRECISIONS  # numpy only: no torch at import
-from embedtune.stats import mean_ci, paired_test
+from embedtune.reporting import charts, tables
+from embedtune.reporting.stats import mean_ci, paired_test
+from embedtune.retrieval.quantization import PRECISIONS  # numpy only: no torch at import
 
 
 def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) -> dict[str, dict]:
@@ -34,7 +35,7 @@ def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) ->
     return out
 
 
-def protocol_line(conf: params.Params) -> str:
+def protocol_line(conf: config.Params) -> str:
     """One line naming the protocol choices that produced the figures."""
     common, split = conf.common, conf.split
     prompts = "none"
@@ -97,15 +98,16 @@ def quantization_rows(base: dict, tuned: dict, dims: list[int], paths: tuple[str
     model's change against its own float32 index."""
     rows = []
     for d in dims:
-        for p in PRECISIONS:
-            ndcg = key(d, HEADLINE, "" if p == "float32" else f"{p}_")
+        for precision in PRECISIONS:
+            prefix = "" if precision == "float32" else f"{precision}_"
+            ndcg = key(d, HEADLINE, prefix)
             b, t = metric(base, ndcg, paths[0]), metric(tuned, ndcg, paths[1])
             rows.append(
                 {
                     "dim": d,
-                    "precision": p,
-                    "bytes": metric(tuned, key(d, "bytes_per_vector", f"{p}_"), paths[1]),
-                    "index_bytes": metric(tuned, key(d, "index_bytes", f"{p}_"), paths[1]),
+                    "precision": precision,
+                    "bytes": metric(tuned, key(d, "bytes_per_vector", f"{precision}_"), paths[1]),
+                    "index_bytes": metric(tuned, key(d, "index_bytes", f"{precision}_"), paths[1]),
                     "base": b,
                     "finetuned": t,
                     "finetuned_change": round(t - tuned[key(d, HEADLINE)], 6),
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chart", required=True, help="PNG chart: ndcg@10 by dimension")
     ap.add_argument("--quant-chart", required=True, help="PNG chart: ndcg@10 by bytes/vector")
     args = ap.parse_args(argv)
-    conf = params.load(args.params)
+    conf = config.load(args.params)
     dims, seed = conf.common.dims, conf.common.seed
     base = io.read_json(args.baseline_metrics)
     tuned = io.read_json(args.evaluate_metrics)
@@ -181,18 +183,18 @@ def main(argv: list[str] | None = None) -> None:
     flat.update(corpus_passages=summary["corpus"], corpus_unlabelled=summary["unlabelled"])
     chart, quant_chart = Path(args.chart), Path(args.quant_chart)
     rrf_k = conf.common.rrf_k
-    sections = compare_report.hybrid_lines(systems, hybrid_tests, dims, rrf_k, chart.name)
-    sections += compare_report.quantization_lines(quant, summary["corpus"], quant_chart.name)
-    sections += compare_report.export_lines(io.read_json(args.export_metrics), dims)
-    corpus = compare_report.corpus_lines(summary, base, tuned, dims)
-    report = compare_report.render_report(
+    sections = tables.hybrid_lines(systems, hybrid_tests, dims, rrf_k, chart.name)
+    sections += tables.quantization_lines(quant, summary["corpus"], quant_chart.name)
+    sections += tables.export_lines(io.read_json(args.export_metrics), dims)
+    corpus = tables.corpus_lines(summary, base, tuned, dims)
+    report = tables.render_report(
         table, tests, bm25, dims, chart.name, protocol_line(conf), corpus, sections
     )
     hybrid = {m: [systems[d][f"{m}_hybrid"]["mean"] for d in dims] for m in ("base", "finetuned")}
     with io.atomic_path(chart) as tmp:
-        compare_charts.draw_chart(table, bm25, dims, tmp, hybrid)
+        charts.draw_chart(table, bm25, dims, tmp, hybrid)
     with io.atomic_path(quant_chart) as tmp:
-        compare_charts.draw_quantization_chart(quant, bm25, tmp)
+        charts.draw_quantization_chart(quant, bm25, tmp)
     with io.atomic_path(args.report) as tmp:
         tmp.write_text(report, encoding="utf-8")
     io.write_json(args.out, flat)
@@ -200,4 +202,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

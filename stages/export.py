@@ -12,33 +12,35 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from embedtune import io, metrics, modeling, params
+from embedtune import cli, config, io, metrics, models
 from embedtune.errors import StageError
 
 PYTORCH = "pytorch"
 
 
-def score(encoder, data, common: params.Common):
+def score(encoder, data, common: config.Common):
     """(metrics by dim, query embeddings, corpus embeddings) of one encoder: the evaluate
     stage's evaluate_model, split in its two steps to keep the embeddings for the diff."""
-    from embedtune import retrieval
+    from embedtune.retrieval import search
 
-    q, c = retrieval.encode_data(
+    q, c = search.encode_data(
         encoder, data, common.eval_batch_size, common.query_prompt, common.document_prompt
     )
-    return retrieval.evaluate_embeddings(q, c, data, common.dims), q, c
+    return search.evaluate_embeddings(q, c, data, common.dims), q, c
 
 
-def compare(reference: tuple, scored: dict[str, tuple], dims: list[int]) -> dict[str, float]:
-    """Flat metrics: ndcg@10 per format and dim, its change against PyTorch, and the largest
-    absolute embedding difference against PyTorch on the test queries and passages."""
-    from embedtune import retrieval
+def parity_metrics(reference: tuple, scored: dict[str, tuple], dims: list[int]) -> dict[str, float]:
+    """How far each export is from the PyTorch model, as flat metrics: ndcg@10 per format
+    and dim, its change against PyTorch, and the largest absolute embedding difference
+    against PyTorch on the test queries and passages. ``reference`` and each value of
+    ``scored`` (by format) are what ``score`` returns."""
+    from embedtune.retrieval import search
 
     head = metrics.HEADLINE
-    ref_flat = retrieval.flat_metrics(reference[0])
+    ref_flat = search.flat_metrics(reference[0])
     out = {f"{PYTORCH}_{metrics.key(d, head)}": ref_flat[metrics.key(d, head)] for d in dims}
     for fmt, (results, q, c) in scored.items():
-        flat = retrieval.flat_metrics(results)
+        flat = search.flat_metrics(results)
         for d in dims:
             k = metrics.key(d, head)
             out[f"{fmt}_{k}"] = flat[k]
@@ -70,25 +72,26 @@ def table(scores: dict[str, float], formats: list[str], dims: list[int]) -> str:
     return "\n".join(lines)
 
 
-def run(model_dir: str, ir_dir: str, out: str, metrics_out: str, p: params.Params) -> dict:
+def run(model_dir: str, ir_dir: str, out: str, metrics_out: str, conf: config.Params) -> dict:
     """Export every format into ``out``, score each and the PyTorch model, write the metrics.
     Both outputs appear only when everything succeeded."""
-    from embedtune import export, retrieval
+    from embedtune import export
+    from embedtune.retrieval import search
 
-    formats = list(p.export.formats)
+    formats = list(conf.export.formats)
     for name in ("corpus.jsonl", "test.json"):  # bad input fails before minutes of export
         if not (Path(ir_dir) / name).is_file():
             raise StageError(f"{Path(ir_dir) / name}: not found (run build_ir_eval first)")
-    data = retrieval.IRData.load(ir_dir, "test")
-    model = modeling.load_model(model_dir, p.common)
+    data = search.IRData.load(ir_dir, "test")
+    model = models.load_model(model_dir, conf.common)
     model.to("cpu")  # the exports serve CPUs; compare like with like
-    reference = score(model, data, p.common)
+    reference = score(model, data, conf.common)
     with io.atomic_path(out) as tmp:
-        export.export_model(model, model_dir, tmp, formats, p.export.opset)
-        scored = {f: score(export.load_encoder(tmp, f), data, p.common) for f in formats}
-        scores = compare(reference, scored, p.common.dims)
+        export.export_model(model, model_dir, tmp, formats, conf.export.opset)
+        scored = {f: score(export.load_encoder(tmp, f), data, conf.common) for f in formats}
+        scores = parity_metrics(reference, scored, conf.common.dims)
         io.write_json(metrics_out, scores)
-    print(table(scores, formats, p.common.dims))
+    print(table(scores, formats, conf.common.dims))
     return scores
 
 
@@ -100,10 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="export folder")
     ap.add_argument("--metrics", required=True, help="metrics JSON")
     args = ap.parse_args(argv)
-    modeling.offline()
-    run(args.model, args.ir, args.out, args.metrics, params.load(args.params))
+    cli.offline()
+    run(args.model, args.ir, args.out, args.metrics, config.load(args.params))
     print(f"export: wrote {Path(args.out)} and {args.metrics}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

@@ -1,5 +1,5 @@
 """fetch: bring the question-chunk pairs, the knowledge base and the base model into
-DVC-tracked outputs (the model copy itself is embedtune.model_source).
+DVC-tracked outputs (the model copy itself is embedtune.data.model_source).
 
 Every later stage reads only these outputs, so nothing after fetch touches the network.
 All rows are validated before anything is written: a bad file fails here, naming the file,
@@ -11,24 +11,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from embedtune import corpus, io, params, truncation
-from embedtune.errors import StageError
-from embedtune.model_source import copy_model, hub_commit
-from embedtune.records import (
+from embedtune import cli, config, io
+from embedtune.data import corpus, truncation
+from embedtune.data.model_source import copy_model, hub_commit
+from embedtune.data.records import (
+    Cells,
     Record,
-    ident,
+    checked_rows,
     raise_problems,
     read_records,
     require_columns,
     text_id,
-    text_problem,
     warn_shared_texts,
 )
+from embedtune.errors import StageError
 
 SAMPLE_PATH = Path("sample/legal_sample.csv.gz")
+TEXT_ROLES = ("anchor", "positive")  # the other mapped columns are ids
 
 
-def validate_pairs(records: list[Record], columns: params.Columns, source: str) -> list[dict]:
+def validate_pairs(records: list[Record], columns: config.Columns, source: str) -> list[dict]:
     """Check every row and return clean pairs; raise one error listing what is wrong.
 
     Exact duplicate rows are dropped (they would weigh a pair twice and can put the same
@@ -38,7 +40,7 @@ def validate_pairs(records: list[Record], columns: params.Columns, source: str) 
 
 
 def check_pairs(
-    records: list[Record], columns: params.Columns, source: str
+    records: list[Record], columns: config.Columns, source: str
 ) -> tuple[list[dict], dict[str, str]]:
     """validate_pairs, also returning where each chunk id first appears (for messages)."""
     mapping = {"anchor": columns.anchor, "positive": columns.positive}
@@ -46,29 +48,17 @@ def check_pairs(
         if getattr(columns, role):
             mapping[role] = getattr(columns, role)
     require_columns(records, mapping, source)
+    cells: Cells = {
+        role: (col, "text" if role in TEXT_ROLES else "id") for role, col in mapping.items()
+    }
     problems: list[str] = []
     pairs: list[dict] = []
     chunk_text: dict[str, tuple[str, str]] = {}
     seen: set[tuple[str, str, str]] = set()
     dropped = 0
-    for where, row in records:
-        bad = False
-        for role in ("anchor", "positive"):
-            problem = text_problem(row.get(mapping[role]))
-            if problem:
-                problems.append(f"{source}: {where}, column {mapping[role]!r}: {problem}")
-                bad = True
-        ids = {}
-        for role in ("chunk_id", "document_id"):
-            if role in mapping:
-                ids[role], problem = ident(row.get(mapping[role]))
-                if problem:
-                    problems.append(f"{source}: {where}, column {mapping[role]!r}: {problem}")
-                    bad = True
-        if bad:
-            continue
-        anchor, positive = row[mapping["anchor"]].strip(), row[mapping["positive"]].strip()
-        chunk = ids.get("chunk_id") or text_id(positive)
+    for where, _, cell in checked_rows(records, cells, source, problems):
+        anchor, positive = cell["anchor"], cell["positive"]
+        chunk = cell.get("chunk_id") or text_id(positive)
         first = chunk_text.setdefault(chunk, (positive, where))
         if first[0] != positive:
             problems.append(
@@ -86,7 +76,7 @@ def check_pairs(
                 "anchor": anchor,
                 "positive": positive,
                 "chunk_id": chunk,
-                "document_id": ids.get("document_id"),
+                "document_id": cell.get("document_id"),
             }
         )
     raise_problems(problems)
@@ -96,7 +86,7 @@ def check_pairs(
     return pairs, {chunk: where for chunk, (_, where) in chunk_text.items()}
 
 
-def load_records(cfg: params.Fetch) -> tuple[list[Record], str]:
+def load_records(cfg: config.Fetch) -> tuple[list[Record], str]:
     """Read the configured data source; returns records and a name for messages."""
     if cfg.source in ("sample", "file"):
         path = Path(cfg.path)
@@ -114,7 +104,7 @@ def load_records(cfg: params.Fetch) -> tuple[list[Record], str]:
     return [(f"row {i + 1}", r) for i, r in enumerate(ds)], label
 
 
-def load_corpus(cfg: params.Fetch, pairs: list[dict], chunk_where: dict[str, str], label: str):
+def load_corpus(cfg: config.Fetch, pairs: list[dict], chunk_where: dict[str, str], label: str):
     """The knowledge base checked against the pairs: (pairs, passages, corpus label)."""
     if cfg.corpus.source == "pairs":
         return pairs, corpus.from_pairs(pairs), f"the labelled passages of {label}"
@@ -127,13 +117,13 @@ def load_corpus(cfg: params.Fetch, pairs: list[dict], chunk_where: dict[str, str
 
 
 def measure_truncation(
-    pairs: list[dict], passages: list[dict], model_dir: Path, common: params.Common
+    pairs: list[dict], passages: list[dict], model_dir: Path, common: config.Common
 ) -> dict:
     """What ``common.max_seq_length`` cuts off the questions and every corpus passage, in
     the model's own tokens."""
-    return truncation.report(
+    return truncation.measure(
         sorted({r["anchor"] for r in pairs}),
-        {p["id"]: p["text"] for p in passages},
+        {passage["id"]: passage["text"] for passage in passages},
         truncation.token_counter(model_dir),
         common.max_seq_length,
         common.query_prompt,
@@ -147,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="folder for pairs.jsonl and corpus.jsonl")
     ap.add_argument("--model-out", required=True, help="folder for the base model")
     args = ap.parse_args(argv)
-    conf = params.load(args.params)
+    conf = config.load(args.params)
     records, label = load_records(conf.fetch)
     pairs, chunk_where = check_pairs(records, conf.fetch.columns, label)
     pairs, passages, corpus_label = load_corpus(conf.fetch, pairs, chunk_where, label)
@@ -180,4 +170,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

@@ -3,7 +3,7 @@
 Optional (documents/dvc.yaml.off). Writes pairs that fetch's ``file`` source reads
 (columns question, text, chunk_id, document_id) and a metrics file counting what each
 filter dropped. Answers are cached per passage outside DVC's outputs (see
-embedtune/answer_cache.py), so no passage is paid for twice.
+embedtune/documents/answer_cache.py), so no passage is paid for twice.
 """
 
 from __future__ import annotations
@@ -12,42 +12,35 @@ import argparse
 import os
 from pathlib import Path
 
-from embedtune import answer_cache, io, llm_client, params, question_filters, question_prompt
+from embedtune import cli, config, io
+from embedtune.data.records import Cells, checked_rows, ident, raise_problems, read_records
+from embedtune.documents import answer_cache, llm_client, question_filters, question_prompt
 from embedtune.errors import StageError
-from embedtune.records import ident, raise_problems, read_records, text_problem
+from embedtune.models import load_model
+
+# Checked in this order: a passage is named by its id first.
+PASSAGE_CELLS: Cells = {"id": ("id", "id"), "text": ("text", "text")}
 
 
 def read_passages(path: Path) -> list[dict]:
     """chunk's passages (id, text, document_id), each row checked."""
     problems, out, seen = [], [], set()
-    for where, row in read_records(path):
-        pid, problem = ident(row.get("id"))
-        if problem:
-            problems.append(f"{path}: {where}, column 'id': {problem}")
+    for where, row, cell in checked_rows(read_records(path), PASSAGE_CELLS, str(path), problems):
+        if cell["id"] in seen:
+            problems.append(f"{path}: {where}, column 'id': {cell['id']!r} appears twice")
             continue
-        if text_problem(row.get("text")):
-            problems.append(f"{path}: {where}, column 'text': {text_problem(row.get('text'))}")
-            continue
-        if pid in seen:
-            problems.append(f"{path}: {where}, column 'id': {pid!r} appears twice")
-            continue
-        seen.add(pid)
-        doc, _ = ident(row.get("document_id"))
-        out.append({"id": pid, "text": row["text"].strip(), "document_id": doc})
+        seen.add(cell["id"])
+        document, _ = ident(row.get("document_id"))  # optional: None when absent or unusable
+        out.append({"id": cell["id"], "text": cell["text"], "document_id": document})
     raise_problems(problems)
     if not out:
         raise StageError(f"{path}: no passages")
     return out
 
 
-def _encoder(model_dir: Path, common: params.Common):
+def _encoder(model_dir: Path, common: config.Common):
     """Normalised base-model embeddings, for near-duplicates and the model round-trip."""
-    from sentence_transformers import SentenceTransformer
-
-    from embedtune.modeling import device
-
-    model = SentenceTransformer(str(model_dir), device=device(), local_files_only=True)
-    model.max_seq_length = common.max_seq_length
+    model = load_model(model_dir, common)
 
     def encode(texts, document: bool):
         prompt = common.document_prompt if document else common.query_prompt
@@ -86,11 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    p = params.load(args.params)
-    params.check_token_limits(p, ("generate.max_question_tokens",))
-    g = p.generate
-    key = llm_client.api_key(g.api_key_env)  # before anything is read or requested
-    template_path = Path(g.prompt)
+    conf = config.load(args.params)
+    config.check_token_limits(conf, ("generate.max_question_tokens",))
+    cfg = conf.generate
+    key = llm_client.api_key(cfg.api_key_env)  # before anything is read or requested
+    template_path = Path(cfg.prompt)
     try:
         template = template_path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -100,15 +93,21 @@ def main(argv: list[str] | None = None) -> None:
     question_prompt.check_template(template, str(template_path))
     passages = read_passages(Path(args.passages))
     prompts = {
-        ps["id"]: question_prompt.render(template, ps["text"], g.questions_per_passage)
-        for ps in passages
+        passage["id"]: question_prompt.render(template, passage["text"], cfg.questions_per_passage)
+        for passage in passages
     }
     cache = answer_cache.Cache(os.environ.get(answer_cache.CACHE_ENV) or args.cache)
     req = llm_client.Request(
-        g.base_url, g.model, g.temperature, g.max_tokens, g.timeout_s, g.max_retries, g.concurrency
+        cfg.base_url,
+        cfg.model,
+        cfg.temperature,
+        cfg.max_tokens,
+        cfg.timeout_s,
+        cfg.max_retries,
+        cfg.concurrency,
     )
     entries, run = llm_client.ask_all(
-        prompts, g.questions_per_passage, req, key, cache, not args.no_progress
+        prompts, cfg.questions_per_passage, req, key, cache, not args.no_progress
     )
     print(
         f"generate: {run.passages} passages: {run.cached} from the cache, {run.requests} "
@@ -118,19 +117,19 @@ def main(argv: list[str] | None = None) -> None:
     if run.failed:
         raise StageError(
             f"{run.failed} of {run.passages} passages got no answer after "
-            f"{g.max_retries} retries (first: {run.failures[0]}); the {len(entries)} answered "
+            f"{cfg.max_retries} retries (first: {run.failures[0]}); the {len(entries)} answered "
             "are cached: run again to request only the missing ones"
         )
-    index = {ps["id"]: i for i, ps in enumerate(passages)}
+    index = {passage["id"]: i for i, passage in enumerate(passages)}
     cands = [(index[pid], q) for pid in prompts for q in entries[pid]["questions"]]
-    from embedtune import chunking
+    from embedtune.documents import chunking
 
-    model_dir = chunking.model_folder(p.common.model)
-    counter = chunking.passage_counter(model_dir, p.common.query_prompt)
-    needs_model = g.dedup_threshold is not None or g.roundtrip.retriever == "model"
-    encode = _encoder(model_dir, p.common) if needs_model else None
-    texts = [ps["text"] for ps in passages]
-    kept = question_filters.apply(cands, texts, counter, g, encode)
+    model_dir = chunking.model_folder(conf.common.model)
+    counter = chunking.text_counter(model_dir, conf.common.query_prompt)
+    needs_model = cfg.dedup_threshold is not None or cfg.roundtrip.retriever == "model"
+    encode = _encoder(model_dir, conf.common) if needs_model else None
+    texts = [passage["text"] for passage in passages]
+    kept = question_filters.apply(cands, texts, counter, cfg, encode)
     pairs = [
         {
             "question": q,
@@ -166,4 +165,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

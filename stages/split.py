@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from embedtune import io, params
+from embedtune import cli, config, io
 from embedtune.errors import StageError
 
 GROUP_KEY = {"by_chunk": "chunk_id", "by_document": "document_id"}
@@ -26,15 +26,15 @@ def _cut(indices: list[int], groups: list[str] | None, size: float, seed: int) -
         rest, held = train_test_split(indices, test_size=size, random_state=seed, shuffle=True)
         return sorted(rest), sorted(held)
     if len(set(groups)) < 2:
-        raise StageError("split: need at least two distinct groups to split by group")
+        raise StageError("need at least two distinct groups to split by group")
     splitter = GroupShuffleSplit(n_splits=1, test_size=size, random_state=seed)
     rest_pos, held_pos = next(splitter.split(indices, groups=groups))
     return sorted(indices[i] for i in rest_pos), sorted(indices[i] for i in held_pos)
 
 
-def split_pairs(pairs: list[dict], cfg: params.Split, seed: int) -> dict[str, list[dict]]:
+def split_pairs(pairs: list[dict], cfg: config.Split, seed: int) -> dict[str, list[dict]]:
     """Return {"train", "dev", "test"} lists of pairs; each pair gains its row number ``id``."""
-    rows = [dict(p, id=i) for i, p in enumerate(pairs)]
+    rows = [dict(pair, id=i) for i, pair in enumerate(pairs)]
     key = GROUP_KEY.get(cfg.strategy)
     groups = [r[key] for r in rows] if key else None
     anchors = [r["anchor"] for r in rows]
@@ -45,7 +45,7 @@ def split_pairs(pairs: list[dict], cfg: params.Split, seed: int) -> dict[str, li
         # plain row split, identical to the reference's.)
         groups = anchors
     if len(rows) < 3:
-        raise StageError(f"split: only {len(rows)} pairs; need at least 3")
+        raise StageError(f"only {len(rows)} pairs; need at least 3")
     rest, test = _cut(list(range(len(rows))), groups, cfg.test_size, seed)
     dev: list[int] = []
     if cfg.dev_size > 0:
@@ -55,7 +55,7 @@ def split_pairs(pairs: list[dict], cfg: params.Split, seed: int) -> dict[str, li
     parts = {"train": rest, "dev": dev, "test": test}
     for name in ("train", "test"):
         if not parts[name]:
-            raise StageError(f"split: the {name} part is empty; use more data or other sizes")
+            raise StageError(f"the {name} part is empty; use more data or other sizes")
     return {name: [rows[i] for i in idx] for name, idx in parts.items()}
 
 
@@ -69,11 +69,11 @@ def train_pool(parts: dict[str, list[dict]], passages: list[dict], strategy: str
     held_texts = {r["positive"] for r in held} if strategy != "random" else set()
     held_docs = {r["document_id"] for r in held} if strategy == "by_document" else set()
     return sorted(
-        p["id"]
-        for p in passages
-        if p["id"] not in held_ids
-        and p["text"] not in held_texts
-        and (p["document_id"] is None or p["document_id"] not in held_docs)
+        passage["id"]
+        for passage in passages
+        if passage["id"] not in held_ids
+        and passage["text"] not in held_texts
+        and (passage["document_id"] is None or passage["document_id"] not in held_docs)
     )
 
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpus", required=True, help="fetch's corpus.jsonl (the knowledge base)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    conf = params.load(args.params)
+    conf = config.load(args.params)
     parts = split_pairs(io.read_jsonl(args.pairs), conf.split, conf.common.seed)
     passages = io.read_jsonl(args.corpus)
     pool = train_pool(parts, passages, conf.split.strategy)
@@ -101,4 +101,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

@@ -16,14 +16,20 @@ import shutil
 import sys
 from pathlib import Path
 
-from embedtune import devices, io, mining, model_card, modeling, params, retrieval
-from embedtune.checkpoints import fingerprint, latest_complete_checkpoint, prepare_checkpoints
+from embedtune import cli, config, io, models
 from embedtune.errors import StageError
-from embedtune.losses import GUIDED, make_loss, training_pairs
+from embedtune.retrieval import search
+from embedtune.training import distributed, mining, model_card
+from embedtune.training.checkpoints import (
+    fingerprint,
+    latest_complete_checkpoint,
+    prepare_checkpoints,
+)
+from embedtune.training.losses import GUIDED, make_loss, training_pairs
 
 
 def build_trainer(
-    model, rows, dev: retrieval.IRData, conf: params.Params, workdir: Path, live=None, guide=None
+    model, rows, dev: search.IRData, conf: config.Params, workdir: Path, live=None, guide=None
 ):
     """The configured SentenceTransformerTrainer (separate from running it, for tests);
     ``guide``: the frozen base model the guided losses consult."""
@@ -35,12 +41,14 @@ def build_trainer(
     )
     from sentence_transformers.base.sampler import BatchSamplers
 
-    from embedtune.evaluator import MatryoshkaIR
-    from embedtune.guards import Guard
+    from embedtune.training.evaluator import MatryoshkaIR
+    from embedtune.training.guards import Guard
 
     cfg, common = conf.train, conf.common
     cuda = torch.cuda.is_available()
-    prec = devices.precision_settings(cfg.precision, cuda, cuda and torch.cuda.is_bf16_supported())
+    prec = distributed.precision_settings(
+        cfg.precision, cuda, cuda and torch.cuda.is_bf16_supported()
+    )
     prompts = {"anchor": common.query_prompt, "positive": common.document_prompt}
     args = SentenceTransformerTrainingArguments(
         output_dir=str(workdir), num_train_epochs=cfg.epochs,
@@ -59,7 +67,7 @@ def build_trainer(
         # Without use_cpu, CPU workers under torchrun each train alone on all the data.
         use_cpu=not cuda, dataloader_pin_memory=cuda,
         prompts={k: v for k, v in prompts.items() if v} or None,
-        ddp_backend="gloo" if devices.is_distributed() and not cuda else None, **prec,
+        ddp_backend="gloo" if distributed.is_distributed() and not cuda else None, **prec,
     )  # fmt: skip
     callbacks = [Guard()]
     if live is not None:
@@ -79,8 +87,8 @@ def build_trainer(
 def train(
     model,
     rows,
-    dev: retrieval.IRData,
-    conf: params.Params,
+    dev: search.IRData,
+    conf: config.Params,
     checkpoints: Path,
     resume: Path | None,
     pool: list[str] | None = None,
@@ -89,13 +97,13 @@ def train(
 ):
     """Run (or resume) training and return the model holding the best checkpoint's weights.
     ``pool``: the passages hard negatives are mined from (None: the training positives),
-    ``stored`` the baseline's embeddings of them (corpus_embeddings.Stored); ``guide``: the
+    ``stored`` the baseline's embeddings of them (embedding_cache.Stored); ``guide``: the
     base model, for the guided losses. Curves go to ``checkpoints/live`` (dvclive, main
     process only), so a resumed run continues them."""
-    from embedtune import guards
+    from embedtune.training import guards
 
     live = None
-    if devices.is_main_process():
+    if distributed.is_main_process():
         from dvclive import Live
 
         live = Live(
@@ -110,13 +118,11 @@ def train(
     if conf.train.nodes > 1:
         # Checkpoints hold weights on global rank 0's machine only (transformers writes them
         # there alone), so the other machines take the best weights from it.
-        devices.share_weights_from_rank0(trainer.model)
-    if devices.global_rank() == 0:
+        distributed.share_weights_from_rank0(trainer.model)
+    if distributed.global_rank() == 0:
         best = state.best_model_checkpoint
         if not best or not Path(best).is_dir():
-            raise StageError(
-                "train: no best checkpoint was recorded; refusing to save the last weights"
-            )
+            raise StageError("no best checkpoint was recorded; refusing to save the last weights")
         guards.check_best_weights(trainer.model, Path(best))
     guards.check_embeddings(trainer.model, [r["anchor"] for r in rows] + list(dev.corpus.values()))
     print(
@@ -140,9 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--live", required=True, help="folder for the training curves (dvclive)")
     ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints")
     args = ap.parse_args(argv)
-    modeling.offline()
-    conf = params.load(args.params)
-    for warning in params.advice(conf):
+    cli.offline()
+    conf = config.load(args.params)
+    for warning in config.advice(conf):
         print(f"train: warning: {warning}")
     rows = io.read_jsonl(Path(args.split) / "train.jsonl")
     part = "dev" if io.read_json(Path(args.ir) / "dev.json")["queries"] else "test"
@@ -151,39 +157,39 @@ def main(argv: list[str] | None = None) -> None:
             "train: warning: no dev split (split.dev_size is 0): the TEST queries pick the "
             "checkpoint, as in the reference run, so test figures are optimistic"
         )
-    dev = retrieval.IRData.load(args.ir, part)
+    dev = search.IRData.load(args.ir, part)
     pool = stored = None
     if conf.train.hard_negatives.enabled:
         pool = mining.training_pool(args.split, args.corpus)
         stored = mining.stored_embeddings(args.embeddings, args.model, conf.common, dev.corpus)
     checkpoints = Path(args.checkpoints)
-    if not devices.is_distributed():
+    if not distributed.is_distributed():
         inputs = [Path(args.model), Path(args.split), Path(args.ir), Path(args.corpus)]
         fp = fingerprint(conf, inputs)
         resume = prepare_checkpoints(checkpoints, fp)
         if conf.train.processes > 1 or conf.train.nodes > 1:
             forwarded = sys.argv[1:] if argv is None else argv
             cfg = conf.train
-            devices.launch_workers(cfg.processes, cfg.nodes, "stages.train", forwarded, fp[:16])
+            distributed.launch_workers(cfg.processes, cfg.nodes, "stages.train", forwarded, fp[:16])
             return
     else:
         # The launcher checked the fingerprint. Across machines only global rank 0 holds
         # complete checkpoints, so a multi-node run starts over rather than resume.
         resume = latest_complete_checkpoint(checkpoints) if conf.train.nodes == 1 else None
-    model, replaced = modeling.load_for_training(
+    model, replaced = models.load_for_training(
         args.model, conf.common, conf.train.attention_dropout
     )
     # The guide stays the base model throughout: a second, frozen copy.
-    guide = modeling.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
+    guide = models.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
     best = train(model, rows, dev, conf, checkpoints, resume, pool, guide, stored)
-    if not devices.is_main_process():
+    if not distributed.is_main_process():
         return
-    test = retrieval.IRData.load(args.ir, "test")
+    test = search.IRData.load(args.ir, "test")
     source = io.read_json(args.source)
     model_card.fill(best, conf, source, Path(args.model), len(rows), test)
     with io.atomic_path(args.live) as tmp:
         shutil.copytree(checkpoints / "live", tmp)
-    modeling.restore_config(best, replaced)
+    models.restore_config(best, replaced)
     with io.atomic_path(args.out) as tmp:
         best.save(str(tmp))
     shutil.rmtree(checkpoints)  # finished: nothing left to resume
@@ -191,4 +197,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))

@@ -14,9 +14,9 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-# Tests never touch the network; see embedtune.export.decline_openvino_telemetry (once,
+# Tests never touch the network; see embedtune.export.runtime.decline_openvino_telemetry (once,
 # here, since `import openvino` anywhere in the run would otherwise fork a reporter).
-from embedtune.export import decline_openvino_telemetry  # noqa: E402
+from embedtune.export.runtime import decline_openvino_telemetry  # noqa: E402
 
 decline_openvino_telemetry()
 

@@ -71,6 +71,12 @@ def default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def output(proc: subprocess.CompletedProcess) -> str:
+    """Everything a command printed: dvc's own lines and the stages' results on stdout, the
+    stages' log lines (progress, warnings) on stderr."""
+    return proc.stdout + proc.stderr
+
+
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
     if check and proc.returncode != 0:

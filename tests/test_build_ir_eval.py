@@ -47,7 +47,7 @@ def test_rows_corpus_distorts_recall_and_precision_for_the_same_perfect_ranking(
     """The duplicated-relevance effect on numbers: a retriever that ranks the right passage
     first scores recall@1 = 1 on the unique corpus but only 0.5 on the rows corpus (two
     copies are "relevant"), while precision@3 doubles from 1/3 to 2/3."""
-    from embedtune.retrieval import score_hits
+    from embedtune.retrieval.search import score_hits
 
     pairs = _pairs()
     scores = {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from embedtune import chunking
+from embedtune.documents import chunking
 from embedtune.errors import StageError
 from stages import chunk as chunk_stage
 from tests.pipeline import ROOT
@@ -71,25 +72,44 @@ def docs(tmp_path):
 
 @pytest.fixture
 def count(tiny_model_dir):
-    return chunking.passage_counter(tiny_model_dir, "")
+    return chunking.text_counter(tiny_model_dir, "")
+
+
+def test_the_counter_adds_the_prompt_and_reads_a_bare_tokenizer_folder(tiny_model_dir):
+    # tests/tiny.py saves the Hugging Face model and tokenizer in hf/ beside the
+    # sentence-transformers folder: the shape of a Hub snapshot without modules.json.
+    bare = tiny_model_dir.parent / "hf"
+    assert not (bare / "modules.json").exists()
+    plain = chunking.text_counter(tiny_model_dir, "")
+    prompted = chunking.text_counter(tiny_model_dir, "court court ")
+    assert plain("contract damages") == 4  # [CLS] contract damages [SEP]
+    assert prompted("contract damages") == 6
+    assert chunking.text_counter(bare, "court court ")("contract damages") == 6
+
+
+def test_a_folder_without_a_tokenizer_is_a_clear_error(tmp_path):
+    with pytest.raises(StageError, match="cannot load the model's tokenizer"):
+        chunking.text_counter(tmp_path, "")
 
 
 def test_every_document_type_is_read_and_split_within_size(docs, count):
     out = chunking.chunk_documents(docs, count, size=40, overlap=0, on_bad_document="fail")
-    by_doc = {p["document_id"] for p in out.passages}
+    by_doc = {passage["document_id"] for passage in out.passages}
     assert by_doc == {"a.txt", "sub/b.md", "c.html", "d.pdf"}
     assert out.documents == 4 and out.skipped == []
-    assert max(p["tokens"] for p in out.passages) <= 40
-    assert all(p["tokens"] == count(p["text"]) for p in out.passages)
-    html = " ".join(p["text"] for p in out.passages if p["document_id"] == "c.html")
+    assert max(passage["tokens"] for passage in out.passages) <= 40
+    assert all(passage["tokens"] == count(passage["text"]) for passage in out.passages)
+    html = " ".join(
+        passage["text"] for passage in out.passages if passage["document_id"] == "c.html"
+    )
     assert "Ruling" in html and "var x" not in html and "p{}" not in html
-    pdf = " ".join(p["text"] for p in out.passages if p["document_id"] == "d.pdf")
+    pdf = " ".join(passage["text"] for passage in out.passages if passage["document_id"] == "d.pdf")
     assert prose(1, 0).split()[0] in pdf
     # Offsets point into the extracted text; ids are path + start offset.
     text = chunking.load_text(docs / "a.txt")
-    for p in (p for p in out.passages if p["document_id"] == "a.txt"):
-        assert text[p["start"] : p["end"]] == p["text"]
-        assert p["id"] == f"a.txt:{p['start']}"
+    for passage in (passage for passage in out.passages if passage["document_id"] == "a.txt"):
+        assert text[passage["start"] : passage["end"]] == passage["text"]
+        assert passage["id"] == f"a.txt:{passage['start']}"
     assert chunking.find_documents(docs)[1] == ["notes.csv"]
 
 
@@ -98,8 +118,8 @@ def test_ids_are_stable_when_a_document_grows_at_the_end(docs, count):
     with open(docs / "a.txt", "a") as fh:
         fh.write("\n\n" + prose(10, 9))
     again = chunking.chunk_documents(docs, count, 40, 0, "fail").passages
-    old = {p["id"]: p["text"] for p in first if p["document_id"] == "a.txt"}
-    new = {p["id"]: p["text"] for p in again if p["document_id"] == "a.txt"}
+    old = {passage["id"]: passage["text"] for passage in first if passage["document_id"] == "a.txt"}
+    new = {passage["id"]: passage["text"] for passage in again if passage["document_id"] == "a.txt"}
     assert len(new) > len(old)
     last = max(old, key=lambda i: int(i.split(":")[1]))
     assert all(new[i] == t for i, t in old.items() if i != last)
@@ -108,18 +128,18 @@ def test_ids_are_stable_when_a_document_grows_at_the_end(docs, count):
 def test_overlap_repeats_text_between_neighbours(docs, count):
     plain = chunking.chunk_documents(docs, count, 40, 0, "fail").passages
     over = chunking.chunk_documents(docs, count, 40, 10, "fail").passages
-    a = [p for p in over if p["document_id"] == "a.txt"]
+    a = [passage for passage in over if passage["document_id"] == "a.txt"]
     assert any(nxt["start"] < prev["end"] for prev, nxt in zip(a, a[1:], strict=False))
     assert all(
-        p["start"] >= q["end"]
-        for q, p in zip(plain, plain[1:], strict=False)
-        if p["document_id"] == q["document_id"]
+        passage["start"] >= q["end"]
+        for q, passage in zip(plain, plain[1:], strict=False)
+        if passage["document_id"] == q["document_id"]
     )
-    assert max(p["tokens"] for p in over) <= 40
+    assert max(passage["tokens"] for passage in over) <= 40
 
 
 @pytest.mark.parametrize("kind", ["empty", "encrypted", "broken_pdf", "not_utf8"])
-def test_a_bad_document_fails_or_is_skipped_by_path(docs, count, kind):
+def test_a_bad_document_fails_or_is_skipped_by_path(docs, count, kind, caplog):
     bad = docs / ("bad.pdf" if "pdf" in kind or kind == "encrypted" else "bad.txt")
     if kind == "empty":
         bad.write_text("  \n\n ")
@@ -141,17 +161,23 @@ def test_a_bad_document_fails_or_is_skipped_by_path(docs, count, kind):
         assert "encrypted" in str(err.value)
     out = chunking.chunk_documents(docs, count, 40, 0, "skip")
     assert [s["document"] for s in out.skipped] == [bad.name]
-    assert out.documents == 4 and bad.name not in {p["document_id"] for p in out.passages}
+    ours = [r for r in caplog.records if r.name.startswith("embedtune")]  # not pypdf's
+    assert [(r.levelno, r.getMessage()) for r in ours] == [
+        (logging.WARNING, f"skipped {bad}: {out.skipped[0]['reason']}")
+    ]
+    assert out.documents == 4 and bad.name not in {
+        passage["document_id"] for passage in out.passages
+    }
 
 
 def _params(tmp_path, model_dir, folder, **chunk) -> str:
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["common"].update(max_seq_length=64)
-    p["common"]["model"].update(source="local", package=None, path=str(model_dir))
-    p["chunk"].update({"folder": str(folder), "size": 48, "overlap": 8, **chunk})
-    p["generate"].update(max_question_tokens=32)
+    conf = yaml.safe_load((ROOT / "params.yaml").read_text())
+    conf["common"].update(max_seq_length=64)
+    conf["common"]["model"].update(source="local", package=None, path=str(model_dir))
+    conf["chunk"].update({"folder": str(folder), "size": 48, "overlap": 8, **chunk})
+    conf["generate"].update(max_question_tokens=32)
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(p))
+    path.write_text(yaml.safe_dump(conf))
     return str(path)
 
 
@@ -193,9 +219,10 @@ def test_optional_stage_modules_import_no_heavy_library():
 
 
 def test_optional_pipeline_declares_every_project_file_it_imports():
-    from tests.test_dvc_deps import missing_deps
+    from tests.test_dvc_deps import missing_deps, unneeded_deps
 
     pipeline = yaml.safe_load((ROOT / "documents" / "dvc.yaml.off").read_text())
     assert set(pipeline["stages"]) == {"chunk", "generate"}
     assert missing_deps(pipeline, ROOT) == {}
+    assert unneeded_deps(pipeline, ROOT) == {}
     assert all(s["wdir"] == ".." for s in pipeline["stages"].values())

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from embedtune import compare_charts, compare_report
 from embedtune.errors import StageError
 from embedtune.metrics import METRIC_NAMES
-from embedtune.stats import paired_test
+from embedtune.reporting import charts, tables
+from embedtune.reporting.stats import paired_test
 from stages import compare
 from tests.pipeline import ROOT
 
@@ -32,7 +32,7 @@ def test_report_and_chart(tmp_path):
     dims = [64, 32]
     table = compare.compare(_metrics(0.4, dims), _metrics(0.5, dims), dims)
     tests = {d: paired_test([0.4] * 5, [0.5] * 5, seed=0) for d in dims}
-    report = compare_report.render_report(table, tests, 0.3, dims, "compare.png", "Protocol: x")
+    report = tables.render_report(table, tests, 0.3, dims, "compare.png", "Protocol: x")
     # Five equal differences: scipy enumerates all 32 sign flips, two as extreme as +0.1.
     assert (
         "| 64    | 0.3000 | 0.4000 | 0.5000       | +0.1000  | +25.0%     | [+0.1000, +0.1000] "
@@ -40,14 +40,14 @@ def test_report_and_chart(tmp_path):
     ) in report
     assert "Protocol: x" in report
     assert "![ndcg@10 by dimension](compare.png)" in report
-    compare_charts.draw_chart(table, 0.3, dims, tmp_path / "c.png")
+    charts.draw_chart(table, 0.3, dims, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:8] == PNG
 
 
 def test_protocol_line_names_the_choices():
-    from embedtune import params
+    from embedtune import config
 
-    line = compare.protocol_line(params.load("profiles/reference-gpu.yaml"))
+    line = compare.protocol_line(config.load("profiles/reference-gpu.yaml"))
     assert "split `random`" in line and "corpus `rows`" in line
     assert "`positive_anchor`" in line and "TEST split" in line
 
@@ -69,12 +69,12 @@ def _stage_inputs(tmp_path, dims=(64, 32), hybrid=True):
         bq[f"dim_{d}"], tq[f"dim_{d}"] = pq["base"], pq["finetuned"]
         if hybrid:
             bq[f"hybrid_dim_{d}"], tq[f"hybrid_dim_{d}"] = pq["base_hybrid"], pq["ft_hybrid"]
-        for m, p, width in ((base, 0.1, 1), (tuned, 0.05, 1)):
+        for m, loss, width in ((base, 0.1, 1), (tuned, 0.05, 1)):
             for prec, size in (("float32", 4 * d), ("int8", d), ("ubinary", d // 8)):
                 m[f"{prec}_dim_{d}_bytes_per_vector"] = size * width
                 m[f"{prec}_dim_{d}_index_bytes"] = size * 100
-            m[f"int8_dim_{d}_ndcg@10"] = m[f"dim_{d}_ndcg@10"] - p / 10
-            m[f"ubinary_dim_{d}_ndcg@10"] = m[f"dim_{d}_ndcg@10"] - p
+            m[f"int8_dim_{d}_ndcg@10"] = m[f"dim_{d}_ndcg@10"] - loss / 10
+            m[f"ubinary_dim_{d}_ndcg@10"] = m[f"dim_{d}_ndcg@10"] - loss
     files = {}
     for name, data in (("bm", base), ("em", tuned), ("bq", bq), ("eq", tq)):
         files[name] = tmp_path / f"{name}.json"
@@ -89,11 +89,11 @@ def _stage_inputs(tmp_path, dims=(64, 32), hybrid=True):
     files["export"].write_text(json.dumps(export))
     files["summary"] = tmp_path / "summary.json"
     files["summary"].write_text(json.dumps({"corpus": 100, "unlabelled": 0, "labelled": 100}))
-    p = yaml.safe_load((ROOT / "params.yaml").read_text())
-    p["common"]["dims"] = list(dims)
-    p["train"]["best_metric"] = f"eval_dim_{dims[-1]}_cosine_ndcg@10"
+    conf = yaml.safe_load((ROOT / "params.yaml").read_text())
+    conf["common"]["dims"] = list(dims)
+    conf["train"]["best_metric"] = f"eval_dim_{dims[-1]}_cosine_ndcg@10"
     files["params"] = tmp_path / "params.yaml"
-    files["params"].write_text(yaml.safe_dump(p))
+    files["params"].write_text(yaml.safe_dump(conf))
     return files
 
 
@@ -151,12 +151,12 @@ def test_stage_names_a_missing_per_query_file_entry(tmp_path):
 
 def test_quantization_chart_draws_every_point(tmp_path):
     rows = [
-        {"dim": d, "precision": p, "bytes": b, "base": 0.3, "finetuned": 0.4}
+        {"dim": d, "precision": precision, "bytes": b, "base": 0.3, "finetuned": 0.4}
         for d in (64, 32)
-        for p, b in (("float32", 4 * d), ("int8", d), ("ubinary", d // 8))
+        for precision, b in (("float32", 4 * d), ("int8", d), ("ubinary", d // 8))
     ]
-    compare_charts.draw_quantization_chart(rows, 0.5, tmp_path / "q.png")
+    charts.draw_quantization_chart(rows, 0.5, tmp_path / "q.png")
     first = (tmp_path / "q.png").read_bytes()
     assert first[:8] == PNG
-    compare_charts.draw_quantization_chart(rows, 0.5, tmp_path / "q.png")
+    charts.draw_quantization_chart(rows, 0.5, tmp_path / "q.png")
     assert (tmp_path / "q.png").read_bytes() == first  # identical runs, identical bytes

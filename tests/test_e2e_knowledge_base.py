@@ -9,7 +9,7 @@ import re
 import pytest
 
 from embedtune import io
-from tests.pipeline import make_project, run, tiny_params
+from tests.pipeline import make_project, output, run, tiny_params
 from tests.tiny import toy_corpus, toy_rows, write_csv
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def kb_project(tmp_path_factory, tiny_model_dir):
     p["split"]["strategy"] = "by_document"
     p["train"]["hard_negatives"].update(enabled=True, relative_margin=0.0)
     project = make_project(root / "project", p)
-    return project, run(["dvc", "repro"], project).stdout
+    return project, output(run(["dvc", "repro"], project))
 
 
 def test_every_stage_searches_the_knowledge_base(kb_project):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.pipeline import make_project, run, tiny_params
+from tests.pipeline import make_project, output, run, tiny_params
 
 pytestmark = pytest.mark.slow
 METRICS = 15
@@ -80,7 +80,7 @@ def test_two_process_ddp_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
     p = tiny_params(tiny_model_dir, data)
     p["train"]["processes"] = 2
     project = make_project(tmp_path / "ddp", p)
-    out = run(["dvc", "repro"], project).stdout
+    out = output(run(["dvc", "repro"], project))
     assert "launching 2 processes" in out
     steps, world = _steps(out)
     assert (single_world, world) == (1, 2)

@@ -136,7 +136,7 @@ def test_rollback_in_place_restores_v1(released):
     e = env()
     e["PYTHONPATH"] = str(ROOT)
     check = subprocess.run(
-        [sys.executable, "-m", "embedtune.lockcheck"],
+        [sys.executable, "-m", "embedtune.reporting.lockcheck"],
         cwd=project,
         env=e,
         capture_output=True,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.pipeline import env, make_project, run, tiny_params
+from tests.pipeline import env, make_project, output, run, tiny_params
 from tests.tiny import toy_rows, write_csv
 
 pytestmark = pytest.mark.slow
@@ -82,10 +82,10 @@ def test_killed_training_resumes_to_identical_weights(tmp_path, tiny_model_dir):
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"truncated")
 
-    resumed = run(["dvc", "repro"], project)
+    resumed = output(run(["dvc", "repro"], project))
     assert (
-        "resuming from" in resumed.stdout
-        and "checkpoint-999999" not in resumed.stdout.split("resuming from")[1].splitlines()[0]
+        "resuming from" in resumed
+        and "checkpoint-999999" not in resumed.split("resuming from")[1].splitlines()[0]
     )
     ours, ref = (
         _weights(project / "models" / "finetuned"),

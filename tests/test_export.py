@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from embedtune import export, io
+from embedtune import cli, export, io
 from embedtune.errors import StageError
+from embedtune.export import exporter, layout, runtime
 from tests.pipeline import tiny_params
 from tests.tiny import build_tiny_model, toy_rows
 
@@ -98,7 +99,7 @@ def test_truncation_at_max_seq_length(tmp_path, exported):
     long = [" ".join(["court"] * 50), "appeal " * 30]
     got = export.load_encoder(short, "onnx").encode_document(long, prompt="")
     assert _max_diff(got, model.encode_document(long, prompt="")) < EXACT_TOL
-    assert json.loads((short / export.CONFIG).read_text())["max_seq_length"] == 8
+    assert json.loads((short / layout.CONFIG).read_text())["max_seq_length"] == 8
 
 
 def test_one_call_loads_an_export_like_a_sentence_transformer(exported):
@@ -148,7 +149,7 @@ def test_unsupported_pooling_or_module_fails_clearly(tmp_path, exported):
             cfg.pop(k)
     pool_cfg.write_text(json.dumps({**cfg, "pooling_mode": "weightedmean"}))
     with pytest.raises(StageError, match=r"1_Pooling/config.json: pooling mode 'weightedmean'"):
-        export.read_encoder_config(bad, 64)
+        layout.read_encoder_config(bad, 64)
     out = tmp_path / "out"
     with pytest.raises(StageError, match="not supported"):
         export.export_model(_load_st(model_dir), bad, out, ["onnx"], opset=18)
@@ -158,14 +159,42 @@ def test_unsupported_pooling_or_module_fails_clearly(tmp_path, exported):
     modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "x.models.Dense"})
     (bad / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(StageError, match="module 'x.models.Dense' is not supported"):
-        export.read_encoder_config(bad, 64)
+        layout.read_encoder_config(bad, 64)
+
+
+def test_a_folder_without_a_readable_modules_list_is_named(tmp_path):
+    """The export reads modules.json through models.read_modules, as model loading does."""
+    with pytest.raises(StageError, match="modules.json: not found"):
+        layout.read_encoder_config(tmp_path, 64)
+    (tmp_path / "modules.json").write_text("[{")
+    with pytest.raises(StageError, match="modules.json: cannot read JSON"):
+        layout.read_encoder_config(tmp_path, 64)
+    (tmp_path / "modules.json").write_text('{"type": "x.Transformer"}')
+    with pytest.raises(StageError, match="modules.json: not a list of modules"):
+        layout.read_encoder_config(tmp_path, 64)
+
+
+def test_pooling_normalises_like_sentence_transformers_and_keeps_a_zero_row_zero():
+    import torch
+
+    rng = np.random.default_rng(0)
+    tokens = rng.normal(size=(3, 4, 6)).astype(np.float32)
+    tokens[1] = 0  # e.g. an all-padding row: normalised it must stay 0, not NaN
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    got = runtime.pool(tokens, mask, "mean", normalize=True)
+    assert np.isfinite(got).all() and not got[1].any()
+    mean = (tokens * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    ref = torch.nn.functional.normalize(torch.from_numpy(mean), dim=-1).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    raw = runtime.pool(tokens, mask, "mean", normalize=False)
+    np.testing.assert_allclose(raw, mean, atol=1e-6)
 
 
 def test_legacy_pooling_flags_are_read():
-    assert export.pooling_mode({"pooling_mode_cls_token": True}, "cfg") == "cls"
-    assert export.pooling_mode({"pooling_mode_mean_tokens": True}, "cfg") == "mean"
+    assert layout.pooling_mode({"pooling_mode_cls_token": True}, "cfg") == "cls"
+    assert layout.pooling_mode({"pooling_mode_mean_tokens": True}, "cfg") == "mean"
     with pytest.raises(StageError, match="'cls\\+mean' is not supported"):
-        export.pooling_mode({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}, "c")
+        layout.pooling_mode({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}, "c")
 
 
 # --- the stage -----------------------------------------------------------------------------
@@ -181,9 +210,9 @@ def _stage_inputs(tmp_path: Path, model_dir: Path) -> dict[str, Path]:
     queries = {f"q{i}": r["question"] for i, r in enumerate(rows)}
     rel = {f"q{i}": [str(r["global_chunk_id"])] for i, r in enumerate(rows)}
     io.write_json(ir / "test.json", {"queries": queries, "relevant_docs": rel})
-    p = tiny_params(model_dir, tmp_path / "unused.csv")
-    p["common"].update(query_prompt=QUERY_PROMPT, document_prompt=DOC_PROMPT)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    conf = tiny_params(model_dir, tmp_path / "unused.csv")
+    conf["common"].update(query_prompt=QUERY_PROMPT, document_prompt=DOC_PROMPT)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(conf))
     return {"ir": ir, "params": tmp_path / "params.yaml", "model": model_dir}
 
 
@@ -199,11 +228,11 @@ def test_stage_writes_the_exports_and_their_metrics(tmp_path, exported, capsys):
     from stages import export as stage
 
     paths = _stage_inputs(tmp_path, exported[0])
-    assert io.run_stage(stage.main, _argv(paths, tmp_path)) == 0
+    assert cli.run_stage(stage.main, _argv(paths, tmp_path)) == 0
     out = tmp_path / "models" / "export"
     for f in export.FORMATS:
         assert (out / export.FILES[f]).is_file()
-    assert (out / "tokenizer.json").is_file() and (out / export.CONFIG).is_file()
+    assert (out / "tokenizer.json").is_file() and (out / layout.CONFIG).is_file()
     scores = json.loads((tmp_path / "m" / "export.json").read_text())
     dims = [32, 16, 8]
     for d in dims:
@@ -220,6 +249,30 @@ def test_stage_writes_the_exports_and_their_metrics(tmp_path, exported, capsys):
     assert "onnx_int8" in capsys.readouterr().out  # the table
 
 
+def test_parity_metrics_compare_each_format_with_pytorch():
+    import torch
+
+    from stages import export as stage
+
+    def results(ndcg):
+        return {8: ({"ndcg@10": ndcg, "mrr@10": 0.5}, {})}
+
+    q, c = torch.zeros(2, 8), torch.ones(3, 8)
+    reference = (results(0.5), q, c)
+    scored = {"onnx": (results(0.5), q, c), "onnx_int8": (results(0.25), q + 0.001234567, c - 1)}
+    assert stage.parity_metrics(reference, scored, [8]) == {
+        "pytorch_dim_8_ndcg@10": 0.5,
+        "onnx_dim_8_ndcg@10": 0.5,
+        "onnx_dim_8_ndcg@10_change": 0.0,
+        "onnx_query_max_abs_diff": 0.0,
+        "onnx_document_max_abs_diff": 0.0,
+        "onnx_int8_dim_8_ndcg@10": 0.25,
+        "onnx_int8_dim_8_ndcg@10_change": -0.25,
+        "onnx_int8_query_max_abs_diff": 0.001235,  # 4 significant digits
+        "onnx_int8_document_max_abs_diff": 1.0,
+    }
+
+
 def test_stage_failure_leaves_no_output(tmp_path, exported, monkeypatch):
     from stages import export as stage
 
@@ -230,7 +283,7 @@ def test_stage_failure_leaves_no_output(tmp_path, exported, monkeypatch):
         assert Path(src).is_file()
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "quantize_int8", broken)
+    monkeypatch.setattr(exporter, "quantize_int8", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         stage.main(_argv(paths, tmp_path))
     assert not out.exists() and not metrics.exists()
@@ -238,14 +291,14 @@ def test_stage_failure_leaves_no_output(tmp_path, exported, monkeypatch):
 
     monkeypatch.undo()
     (paths["ir"] / "test.json").unlink()  # bad input: exit 1 with the file named, nothing written
-    assert io.run_stage(stage.main, _argv(paths, tmp_path)) == 1
+    assert cli.run_stage(stage.main, _argv(paths, tmp_path)) == 1
     assert not out.exists() and not metrics.exists()
 
 
 def test_openvino_telemetry_is_declined_without_touching_the_home_folder(tmp_path, monkeypatch):
     checker = pytest.importorskip("openvino_telemetry.utils.opt_in_checker")
     monkeypatch.setenv("HOME", str(tmp_path))  # no consent file there either way
-    export.decline_openvino_telemetry()
+    runtime.decline_openvino_telemetry()
     result = checker.OptInChecker().check(enable_opt_in_dialog=False)
     assert result == checker.ConsentCheckResult.DECLINED
     assert list(tmp_path.iterdir()) == []
@@ -267,7 +320,7 @@ def test_the_onnx_graph_is_fused_and_the_plain_one_is_not_left_behind(exported):
 
 def test_a_fused_graph_that_differs_is_replaced_by_the_plain_one(tmp_path, exported, monkeypatch):
     model_dir, _ = exported
-    real_runner = export._ort_runner
+    real_runner = runtime.ort_runner
     calls = []
 
     def runner(path, threads):
@@ -276,7 +329,7 @@ def test_a_fused_graph_that_differs_is_replaced_by_the_plain_one(tmp_path, expor
         # The second session is the fused graph: make it disagree with the plain one.
         return (lambda feeds: run(feeds) + 1e-3) if len(calls) == 2 else run
 
-    monkeypatch.setattr(export, "_ort_runner", runner)
+    monkeypatch.setattr(exporter, "ort_runner", runner)
     out = tmp_path / "e"
     export.export_model(_load_st(model_dir), model_dir, out, ["onnx"], opset=18)
     import onnx

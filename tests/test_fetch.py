@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from embedtune import io, params, records
+from embedtune import cli, config, io
+from embedtune.data import records
 from embedtune.errors import StageError
 from stages import fetch
 from tests.tiny import toy_rows, write_csv
 
-COLS = params.Columns("question", "text", "global_chunk_id", "case_name")
+COLS = config.Columns(
+    anchor="question", positive="text", chunk_id="global_chunk_id", document_id="case_name"
+)
 
 
 def _validate(path):
@@ -132,12 +136,12 @@ def test_main_writes_nothing_on_bad_input(tmp_path, tiny_model_dir):
     data["common"]["model"].update(source="local", path=str(tiny_model_dir))
     cfg.write_text(yaml.safe_dump(data))
     out, model_out = tmp_path / "data" / "fetch", tmp_path / "models" / "base"
-    code = io.run_stage(
+    code = cli.run_stage(
         fetch.main, ["--params", str(cfg), "--out", str(out), "--model-out", str(model_out)]
     )
     assert code == 1
     assert not out.exists() and not model_out.exists()
-    leftovers = [p for p in tmp_path.rglob(".*.tmp")]
+    leftovers = [path for path in tmp_path.rglob(".*.tmp")]
     assert leftovers == []
 
 
@@ -151,22 +155,23 @@ def test_tsv_reads_like_csv(tmp_path):
 def test_without_a_chunk_id_column_passages_are_identified_by_text(tmp_path):
     rows = [{k: v for k, v in r.items() if k != "global_chunk_id"} for r in toy_rows(4, 3)]
     path = write_csv(tmp_path / "no_ids.csv", rows)
-    cols = params.Columns("question", "text", None, None)
+    cols = config.Columns(anchor="question", positive="text", chunk_id=None, document_id=None)
     pairs = fetch.validate_pairs(records.read_records(path), cols, str(path))
-    ids = {p["chunk_id"] for p in pairs}
+    ids = {pair["chunk_id"] for pair in pairs}
     assert len(ids) == 4  # one id per distinct passage, the same for its three questions
-    by_text = {p["positive"]: p["chunk_id"] for p in pairs}
-    assert all(p["chunk_id"] == by_text[p["positive"]] for p in pairs)
+    by_text = {pair["positive"]: pair["chunk_id"] for pair in pairs}
+    assert all(pair["chunk_id"] == by_text[pair["positive"]] for pair in pairs)
     assert records.text_id("same text") == records.text_id("same text") != records.text_id("other")
 
 
-def test_one_text_under_two_chunk_ids_is_reported(tmp_path, capsys):
+def test_one_text_under_two_chunk_ids_is_reported(tmp_path, caplog):
     rows = toy_rows(3, 2)
     rows[4]["text"] = rows[5]["text"] = rows[0]["text"]  # chunk 2 now repeats chunk 0's text
     pairs = _validate(write_csv(tmp_path / "shared.csv", rows))
     assert len(pairs) == 6
-    out = capsys.readouterr().out
-    assert "1 passage text(s)" in out and "row 1 and row 5" in out
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1 passage text(s)" in warning.getMessage()
+    assert "row 1 and row 5" in warning.getMessage()
 
 
 @pytest.mark.parametrize("sep", [",", "\t"])
@@ -207,7 +212,7 @@ def _fetch_main(tmp_path, data_path, model_dir, **fetch_params):
     cfg.write_text(yaml.safe_dump(data))
     out, model_out = tmp_path / "data" / "fetch", tmp_path / "models" / "base"
     argv = ["--params", str(cfg), "--out", str(out), "--model-out", str(model_out)]
-    return io.run_stage(fetch.main, argv), out, model_out
+    return cli.run_stage(fetch.main, argv), out, model_out
 
 
 def test_over_length_texts_are_counted_printed_and_recorded(tmp_path, tiny_model_dir, capsys):

@@ -17,7 +17,8 @@ import time
 import pytest
 import yaml
 
-from embedtune import answer_cache, llm_client, params, question_filters, question_prompt
+from embedtune import config
+from embedtune.documents import answer_cache, llm_client, question_filters, question_prompt
 from embedtune.errors import StageError
 from stages import generate
 from tests.llm_server import LoopbackLLM, TransformersServer, build_tiny_llama
@@ -36,15 +37,42 @@ def test_shipped_template_has_both_placeholders():
     assert "{passage}" in text and "{n}" in text
 
 
+# --- reading chunk's passages -----------------------------------------------------
+
+
+def test_passages_are_read_with_every_problem_named(tmp_path):
+    path = tmp_path / "passages.jsonl"
+    rows = [
+        {"id": "a.txt:0", "text": " first ", "document_id": "a.txt"},
+        {"id": 7, "text": "second"},  # an integer id, no document id
+        {"id": "a.txt:0", "text": "again"},
+        {"id": " ", "text": None},
+        {"id": "b.txt:0", "text": ""},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(StageError) as err:
+        generate.read_passages(path)
+    assert str(err.value).splitlines()[1:] == [
+        f"{path}: line 3, column 'id': 'a.txt:0' appears twice",
+        f"{path}: line 4, column 'id': empty or whitespace-only text",
+        f"{path}: line 4, column 'text': missing value (None/NaN)",
+        f"{path}: line 5, column 'text': empty or whitespace-only text",
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    assert generate.read_passages(path) == [
+        {"id": "a.txt:0", "text": "first", "document_id": "a.txt"},
+        {"id": "7", "text": "second", "document_id": None},
+    ]
+
+
 # --- filters -------------------------------------------------------------------------
 
 
-def _gen_params(**changes) -> params.Generate:
-    p = params.load(ROOT / "params.yaml").generate
-    import dataclasses
+def _gen_params(**changes) -> config.Generate:
+    defaults = config.load(ROOT / "params.yaml").generate
 
     rt = changes.pop("roundtrip", {})
-    return dataclasses.replace(p, roundtrip=dataclasses.replace(p.roundtrip, **rt), **changes)
+    return config.replace(defaults, roundtrip=config.replace(defaults.roundtrip, **rt), **changes)
 
 
 def test_each_filter_is_counted():
@@ -91,11 +119,37 @@ def test_bm25_roundtrip_needs_a_shared_term_and_the_min_score():
     assert strict.kept == [] and strict.dropped["roundtrip"] == 3
 
 
-def test_near_duplicates_and_model_roundtrip_with_the_base_model(tiny_model_dir):
-    import dataclasses
+def _common(**changes) -> config.Common:
+    """The default common section for the tiny model (32 dims, 64 positions)."""
 
-    common = dataclasses.replace(params.load(ROOT / "params.yaml").common, max_seq_length=64)
-    encode = generate._encoder(tiny_model_dir, common)
+    changes = {"max_seq_length": 64, "dims": [32, 16], **changes}
+    return config.replace(config.load(ROOT / "params.yaml").common, **changes)
+
+
+def test_the_encoder_is_the_base_model_with_its_prompts(tiny_model_dir):
+    from embedtune.models import load_model
+
+    encode = generate._encoder(tiny_model_dir, _common(query_prompt="court ", document_prompt=""))
+    texts = ["contract damages", "camera face"]
+    questions, documents = encode(texts, document=False), encode(texts, document=True)
+    assert questions.shape == documents.shape == (2, 32)
+    assert [float(norm) for norm in questions.norm(dim=1)] == pytest.approx([1.0, 1.0])
+    model = load_model(tiny_model_dir, _common())
+    assert model.max_seq_length == 64
+    expected = model.encode(["court " + t for t in texts], normalize_embeddings=True)
+    assert questions.cpu().numpy() == pytest.approx(expected, abs=1e-6)
+    assert documents.cpu().numpy() == pytest.approx(
+        model.encode(texts, normalize_embeddings=True), abs=1e-6
+    )
+
+
+def test_the_encoder_refuses_dims_the_base_model_cannot_serve(tiny_model_dir):
+    with pytest.raises(StageError, match=r"'common.dims': \[64, 32\] exceeds .* dimension 32"):
+        generate._encoder(tiny_model_dir, _common(dims=[64, 32]))
+
+
+def test_near_duplicates_and_model_roundtrip_with_the_base_model(tiny_model_dir):
+    encode = generate._encoder(tiny_model_dir, _common())
     passages = ["court contract damages appeal", "camera face image voice video"]
     cands = [(0, "court contract damages"), (0, "court contract damages appeal"), (1, "camera")]
     g = _gen_params(dedup_threshold=0.9, roundtrip={"retriever": "model", "min_score": -1.0})
@@ -129,10 +183,12 @@ def project(tmp_path, tiny_model_dir, monkeypatch):
     rows = passages_file(tmp_path / "passages.jsonl")
 
     def write_params(base_url: str, **gen) -> list[str]:
-        p = yaml.safe_load((ROOT / "params.yaml").read_text())
-        p["common"].update(max_seq_length=64)
-        p["common"]["model"].update(source="local", package=None, path=str(tiny_model_dir))
-        p["generate"].update(
+        conf = yaml.safe_load((ROOT / "params.yaml").read_text())
+        # The tiny model's 32 dims: the model filters load it with embedtune.models.load_model.
+        conf["common"].update(max_seq_length=64, dims=[32, 16])
+        conf["train"]["best_metric"] = "eval_dim_16_cosine_ndcg@10"
+        conf["common"]["model"].update(source="local", package=None, path=str(tiny_model_dir))
+        conf["generate"].update(
             {
                 "base_url": base_url,
                 "model": "tiny",
@@ -144,7 +200,7 @@ def project(tmp_path, tiny_model_dir, monkeypatch):
                 **gen,
             }
         )
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(conf))
         return [
             "--params", str(tmp_path / "params.yaml"),
             "--passages", str(tmp_path / "passages.jsonl"),
@@ -182,7 +238,7 @@ def test_pairs_and_metrics_then_a_rerun_makes_no_request(project, capsys):
     assert f"{len(rows)} from the cache, 0 requested" in log
     # The key is never written anywhere: outputs, cache, log.
     everything = log + first[0] + first[1]
-    everything += "".join(p.read_text() for p in (tmp / "cache").rglob("*.json"))
+    everything += "".join(path.read_text() for path in (tmp / "cache").rglob("*.json"))
     assert SECRET not in everything
 
 
@@ -228,7 +284,7 @@ def test_concurrency_is_bounded(project):
 
 def test_429_then_success_is_retried(project, capsys):
     tmp, rows, write_params = project
-    with LoopbackLLM(3, lambda c, p: ("status", 429) if c == 1 else None) as srv:
+    with LoopbackLLM(3, lambda c, prompt: ("status", 429) if c == 1 else None) as srv:
         generate.main(write_params(srv.base_url, concurrency=1))
         assert srv.requests == len(rows) + 1
     assert "(1 retries, 0 failed)" in capsys.readouterr().out
@@ -237,7 +293,7 @@ def test_429_then_success_is_retried(project, capsys):
 
 def test_a_timeout_is_retried(project):
     tmp, rows, write_params = project
-    with LoopbackLLM(3, lambda c, p: ("hang", 4) if c == 1 else None) as srv:
+    with LoopbackLLM(3, lambda c, prompt: ("hang", 4) if c == 1 else None) as srv:
         generate.main(write_params(srv.base_url, concurrency=1, timeout_s=0.5))
         assert srv.requests == len(rows) + 1
         assert srv.answered == len(rows)
@@ -266,7 +322,7 @@ def test_failures_keep_the_answers_and_the_rerun_asks_only_for_the_rest(project)
         before = len(srv.prompts)
         generate.main(argv)
         again = srv.prompts[before:]
-    assert len(again) == 2 and all(any(t in p for t in bad) for p in again)
+    assert len(again) == 2 and all(any(t in prompt for t in bad) for prompt in again)
 
 
 def test_malformed_or_refused_answers_are_counted_and_not_asked_again(project):
@@ -289,7 +345,7 @@ def test_malformed_or_refused_answers_are_counted_and_not_asked_again(project):
 
 def test_an_authentication_error_stops_at_once(project):
     tmp, rows, write_params = project
-    with LoopbackLLM(3, lambda c, p: ("status", 401)) as srv:
+    with LoopbackLLM(3, lambda c, prompt: ("status", 401)) as srv:
         with pytest.raises(StageError, match="HTTP 401"):
             generate.main(write_params(srv.base_url, concurrency=1))
         assert srv.requests == 1
@@ -305,12 +361,23 @@ def test_an_unwritable_cache_stops_the_run_instead_of_hanging(project):
     assert not (tmp / "out" / "pairs.jsonl").exists()
 
 
+def test_the_model_filters_run_in_the_stage_with_the_base_model(project):
+    tmp, rows, write_params = project
+    roundtrip = {"retriever": "model", "top_k": 1, "min_score": -1.0}
+    with LoopbackLLM(3) as srv:
+        generate.main(write_params(srv.base_url, dedup_threshold=0.999, roundtrip=roundtrip))
+    metrics = json.loads((tmp / "metrics.json").read_text())
+    dropped = sum(v for k, v in metrics.items() if k.startswith("dropped_"))
+    assert metrics["questions_generated"] == 3 * len(rows)
+    assert dropped + metrics["pairs"] == metrics["questions_generated"] and metrics["pairs"] > 0
+
+
 def test_an_interrupted_run_resumes_without_repeating_requests(project):
     """SIGTERM to the stage process once three answers are cached: it exits 130 with no
     output; the next run requests exactly the passages that were not answered."""
     tmp, rows, write_params = project
     answered = 3
-    with LoopbackLLM(3, lambda c, p: ("hold",) if c > answered else None) as srv:
+    with LoopbackLLM(3, lambda c, prompt: ("hold",) if c > answered else None) as srv:
         argv = write_params(srv.base_url, concurrency=2)
         proc = subprocess.Popen(
             [sys.executable, "-m", "stages.generate", *argv],
@@ -386,5 +453,5 @@ def test_bad_documents_params_name_the_key(section, edit, message):
     data = yaml.safe_load((ROOT / "params.yaml").read_text())
     data[section].update(edit)
     with pytest.raises(StageError, match=message) as err:
-        params.parse(data)
+        config.parse(data)
     assert "sk-live-abc123" not in str(err.value)  # a pasted key is never echoed

@@ -1,9 +1,12 @@
 """Atomic outputs and the stage runner: an interrupt while an output is half written leaves
-the previous output untouched, no temporary behind, a non-zero exit and a message."""
+the previous output untouched, no temporary behind, a non-zero exit and a message. And the
+file hasher: names and bytes, streamed, wherever the files live."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +15,7 @@ import time
 
 import pytest
 
-from embedtune import io
+from embedtune import cli, io
 from embedtune.errors import StageError
 from tests.pipeline import ROOT, default_signals
 
@@ -22,7 +25,7 @@ HALF_WRITTEN_STAGE = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from embedtune import io
+    from embedtune import cli, io
 
     out, ready = Path(sys.argv[1]), Path(sys.argv[2])
 
@@ -34,7 +37,7 @@ HALF_WRITTEN_STAGE = textwrap.dedent(
             while True:
                 time.sleep(1)
 
-    raise SystemExit(io.run_stage(main))
+    raise SystemExit(cli.run_stage(main))
     """
 )
 
@@ -63,7 +66,7 @@ def test_signal_while_writing_keeps_the_old_output(tmp_path, sig):
     assert proc.returncode == 130
     assert "interrupted: no output was written" in stderr
     assert (out / "model").read_text() == "the previous, complete output"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "ready"], "temporary left"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out", "ready"], "temporary left"
 
 
 def test_success_replaces_the_output_in_one_rename(tmp_path):
@@ -73,7 +76,7 @@ def test_success_replaces_the_output_in_one_rename(tmp_path):
         tmp.write_text("new")
         assert final.read_text() == "old"  # nothing visible until the block ends
     assert final.read_text() == "new"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out.json"]
 
 
 def test_an_error_inside_leaves_the_old_output(tmp_path):
@@ -83,7 +86,7 @@ def test_an_error_inside_leaves_the_old_output(tmp_path):
         tmp.write_text("half")
         raise ValueError("boom")
     assert final.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out.json"]
 
 
 def test_a_stale_temporary_from_a_killed_run_is_cleared(tmp_path):
@@ -98,9 +101,54 @@ def test_run_stage_exit_codes(capsys):
     def bad(_argv):
         raise StageError("params key 'x': nope")
 
-    assert io.run_stage(bad) == 1
+    assert cli.run_stage(bad) == 1
     assert "error: params key 'x': nope" in capsys.readouterr().err
-    assert io.run_stage(lambda _argv: None) == 0
+    assert cli.run_stage(lambda _argv: None) == 0
+
+
+def _folder(root):
+    (root / "sub").mkdir(parents=True)
+    (root / "config.json").write_text('{"hidden_size": 32}')
+    (root / "sub" / "weights.bin").write_bytes(bytes(range(256)) * 3)
+    return root
+
+
+def test_folder_digest_is_names_then_bytes_in_sorted_order(tmp_path, monkeypatch):
+    """The recipe, pinned: the baseline stores this digest (embedding_cache.identity) and
+    mining compares it, so the bytes it hashes must not change unnoticed. Read in blocks
+    smaller than the files, it gives the digest of the whole files."""
+    model = _folder(tmp_path / "model")
+    expected = hashlib.sha256()
+    for name in ("config.json", "sub/weights.bin"):
+        expected.update(name.encode())
+        expected.update((model / name).read_bytes())
+    monkeypatch.setattr(io, "READ_BLOCK", 7)
+    assert io.folder_digest(model) == expected.hexdigest()
+
+
+def test_folder_digest_follows_names_and_bytes_not_the_place(tmp_path):
+    model = _folder(tmp_path / "a" / "model")
+    digest = io.folder_digest(model)
+    moved = tmp_path / "b" / "model"
+    shutil.copytree(model, moved)
+    assert io.folder_digest(moved) == digest
+    (moved / "sub" / "weights.bin").rename(moved / "sub" / "other.bin")
+    renamed = io.folder_digest(moved)
+    assert renamed != digest
+    (moved / "config.json").write_text('{"hidden_size": 33}')
+    assert io.folder_digest(moved) not in (digest, renamed)
+
+
+def test_hash_files_takes_a_single_file_and_names_it_from_the_given_folder(tmp_path):
+    data = tmp_path / "split" / "train.jsonl"
+    data.parent.mkdir()
+    data.write_text("a\n")
+    digest = hashlib.sha256()
+    io.hash_files(digest, data, tmp_path)
+    assert digest.hexdigest() == hashlib.sha256(b"split/train.jsonl" + b"a\n").hexdigest()
+    nothing = hashlib.sha256()
+    io.hash_files(nothing, tmp_path / "missing", tmp_path)
+    assert nothing.hexdigest() == hashlib.sha256().hexdigest()
 
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "sklearn", "scipy", "datasets")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embedtune import params
+from embedtune import config
 from embedtune.errors import StageError
 from stages import split
 
@@ -24,7 +24,7 @@ def _pairs(n_chunks=40, per_chunk=3, n_docs=8):
 
 @pytest.mark.parametrize("strategy", ["random", "by_chunk", "by_document"])
 def test_parts_cover_every_pair_once_and_are_seeded(strategy):
-    cfg = params.Split(strategy, test_size=0.2, dev_size=0.1)
+    cfg = config.Split(strategy=strategy, test_size=0.2, dev_size=0.1)
     pairs = _pairs()
     parts = split.split_pairs(pairs, cfg, seed=7)
     ids = sorted(r["id"] for rows in parts.values() for r in rows)
@@ -38,7 +38,9 @@ def test_parts_cover_every_pair_once_and_are_seeded(strategy):
     ("strategy", "key"), [("by_chunk", "chunk_id"), ("by_document", "document_id")]
 )
 def test_group_strategies_share_no_group_across_parts(strategy, key):
-    parts = split.split_pairs(_pairs(), params.Split(strategy, 0.2, 0.1), seed=1)
+    parts = split.split_pairs(
+        _pairs(), config.Split(strategy=strategy, test_size=0.2, dev_size=0.1), seed=1
+    )
     groups = {n: {r[key] for r in rows} for n, rows in parts.items()}
     assert not groups["train"] & groups["test"]
     assert not groups["train"] & groups["dev"]
@@ -46,18 +48,24 @@ def test_group_strategies_share_no_group_across_parts(strategy, key):
 
 
 def test_random_split_sizes_follow_params():
-    parts = split.split_pairs(_pairs(100, 1), params.Split("random", 0.1, 0.1), seed=0)
+    parts = split.split_pairs(
+        _pairs(100, 1), config.Split(strategy="random", test_size=0.1, dev_size=0.1), seed=0
+    )
     assert [len(parts[n]) for n in ("train", "dev", "test")] == [80, 10, 10]
 
 
 def test_random_split_does_leak_chunks_as_documented():
-    parts = split.split_pairs(_pairs(), params.Split("random", 0.2, 0.0), seed=0)
+    parts = split.split_pairs(
+        _pairs(), config.Split(strategy="random", test_size=0.2, dev_size=0.0), seed=0
+    )
     assert {r["chunk_id"] for r in parts["train"]} & {r["chunk_id"] for r in parts["test"]}
 
 
 def test_too_little_data_is_a_clear_error():
     with pytest.raises(StageError, match="only 2 pairs"):
-        split.split_pairs(_pairs(2, 1), params.Split("random", 0.5, 0.0), seed=0)
+        split.split_pairs(
+            _pairs(2, 1), config.Split(strategy="random", test_size=0.5, dev_size=0.0), seed=0
+        )
 
 
 def test_random_split_keeps_a_repeated_question_on_one_side():
@@ -65,7 +73,9 @@ def test_random_split_keeps_a_repeated_question_on_one_side():
     for i in range(0, 60, 3):  # a question asked of two passages, twenty times over
         pairs[i * 2 + 1]["anchor"] = pairs[(i + 1) * 2]["anchor"]
     for seed in range(5):
-        parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.1), seed=seed)
+        parts = split.split_pairs(
+            pairs, config.Split(strategy="random", test_size=0.2, dev_size=0.1), seed=seed
+        )
         sides = {n: {r["anchor"] for r in rows} for n, rows in parts.items()}
         assert not sides["train"] & sides["test"] and not sides["train"] & sides["dev"]
         assert not sides["dev"] & sides["test"]
@@ -75,7 +85,9 @@ def test_random_split_of_unique_questions_is_the_plain_row_split():
     from sklearn.model_selection import train_test_split
 
     pairs = _pairs(50, 2)
-    parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.0), seed=3)
+    parts = split.split_pairs(
+        pairs, config.Split(strategy="random", test_size=0.2, dev_size=0.0), seed=3
+    )
     _, held = train_test_split(list(range(len(pairs))), test_size=0.2, random_state=3)
     assert sorted(r["id"] for r in parts["test"]) == sorted(held)
 
@@ -100,18 +112,22 @@ def _knowledge_base(pairs, extra_per_doc=3, n_docs=8):
 def test_no_passage_of_a_held_out_chunk_or_document_reaches_the_train_pool(strategy):
     pairs = _pairs()
     kb = _knowledge_base(pairs)
-    parts = split.split_pairs(pairs, params.Split(strategy, 0.2, 0.1), seed=2)
+    parts = split.split_pairs(
+        pairs, config.Split(strategy=strategy, test_size=0.2, dev_size=0.1), seed=2
+    )
     pool = set(split.train_pool(parts, kb, strategy))
     held = [r for n in ("dev", "test") for r in parts[n]]
     assert pool.isdisjoint(r["chunk_id"] for r in held)
-    by_id = {p["id"]: p for p in kb}
+    by_id = {passage["id"]: passage for passage in kb}
     assert {by_id[i]["text"] for i in pool}.isdisjoint(r["positive"] for r in held)
     # Every training chunk and every passage in no document stays available.
     assert {r["chunk_id"] for r in parts["train"]} <= pool
     assert {f"x{i}" for i in range(4)} <= pool
     held_docs = {r["document_id"] for r in held}
     unlabelled_of_held_docs = {
-        p["id"] for p in kb if p["id"].startswith("u") and p["document_id"] in held_docs
+        passage["id"]
+        for passage in kb
+        if passage["id"].startswith("u") and passage["document_id"] in held_docs
     }
     if strategy == "by_document":
         assert pool.isdisjoint(unlabelled_of_held_docs) and unlabelled_of_held_docs
@@ -123,5 +139,7 @@ def test_no_passage_of_a_held_out_chunk_or_document_reaches_the_train_pool(strat
 def test_under_random_the_whole_knowledge_base_is_the_train_pool():
     pairs = _pairs()
     kb = _knowledge_base(pairs)
-    parts = split.split_pairs(pairs, params.Split("random", 0.2, 0.1), seed=2)
-    assert split.train_pool(parts, kb, "random") == sorted(p["id"] for p in kb)
+    parts = split.split_pairs(
+        pairs, config.Split(strategy="random", test_size=0.2, dev_size=0.1), seed=2
+    )
+    assert split.train_pool(parts, kb, "random") == sorted(passage["id"] for passage in kb)

@@ -4,16 +4,16 @@ guards themselves are unit-tested in test_guards.py."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-from embedtune import params, retrieval
-from embedtune.checkpoints import COMPLETE
+from embedtune import config
 from embedtune.errors import StageError
-from embedtune.guards import check_embeddings
+from embedtune.retrieval import search
+from embedtune.training.checkpoints import COMPLETE
+from embedtune.training.guards import check_embeddings
 from stages import train
 from tests.tiny import toy_rows
 
@@ -21,24 +21,25 @@ from tests.tiny import toy_rows
 def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
     from sentence_transformers import SentenceTransformer
 
-    from embedtune import params, retrieval
+    from embedtune import config
+    from embedtune.retrieval import search
 
-    p = params.load("params.yaml")
-    common = dataclasses.replace(
-        p.common, dims=[32, 16], query_prompt="court ", document_prompt="camera "
+    conf = config.load("params.yaml")
+    common = config.replace(
+        conf.common, dims=[32, 16], query_prompt="court ", document_prompt="camera "
     )
-    p = dataclasses.replace(
-        p,
+    conf = config.replace(
+        conf,
         common=common,
-        train=dataclasses.replace(p.train, best_metric="eval_dim_16_cosine_ndcg@10", batch_size=2),
+        train=config.replace(conf.train, best_metric="eval_dim_16_cosine_ndcg@10", batch_size=2),
     )
     model = SentenceTransformer(str(tiny_model_dir), device="cpu")
     rows = [
         {"anchor": "appeal motion", "positive": "jury verdict"},
         {"anchor": "patent inventor", "positive": "privacy consent"},
     ]
-    dev = retrieval.IRData({"c": "jury verdict"}, {"q": "appeal"}, {"q": {"c"}})
-    trainer = train.build_trainer(model, rows, dev, p, tmp_path)
+    dev = search.IRData({"c": "jury verdict"}, {"q": "appeal"}, {"q": {"c"}})
+    trainer = train.build_trainer(model, rows, dev, conf, tmp_path)
     batch = next(iter(trainer.get_train_dataloader()))
     decode = model.tokenizer.decode
     anchors = [decode(ids, skip_special_tokens=True) for ids in batch["anchor_input_ids"]]
@@ -50,12 +51,12 @@ def test_prompts_reach_the_training_batches(tmp_path, tiny_model_dir):
 def _setup(tiny_model_dir):
     from sentence_transformers import SentenceTransformer
 
-    p = params.load("params.yaml")
-    p = dataclasses.replace(
-        p,
-        common=dataclasses.replace(p.common, dims=[32, 16], max_seq_length=64),
-        train=dataclasses.replace(
-            p.train,
+    conf = config.load("params.yaml")
+    conf = config.replace(
+        conf,
+        common=config.replace(conf.common, dims=[32, 16], max_seq_length=64),
+        train=config.replace(
+            conf.train,
             best_metric="eval_dim_16_cosine_ndcg@10",
             batch_size=8,
             epochs=1,
@@ -63,25 +64,25 @@ def _setup(tiny_model_dir):
         ),
     )
     rows = [{"anchor": r["question"], "positive": r["text"]} for r in toy_rows(10, 3)]
-    dev = retrieval.IRData(
+    dev = search.IRData(
         {str(i): r["positive"] for i, r in enumerate(rows[::3])},
         {"q": rows[0]["anchor"]},
         {"q": {"0"}},
     )
-    return SentenceTransformer(str(tiny_model_dir), device="cpu"), rows, dev, p
+    return SentenceTransformer(str(tiny_model_dir), device="cpu"), rows, dev, conf
 
 
 def test_a_planted_nan_stops_training(tmp_path, tiny_model_dir):
-    model, rows, dev, p = _setup(tiny_model_dir)
+    model, rows, dev, conf = _setup(tiny_model_dir)
     with torch.no_grad():
         model[0].auto_model.embeddings.LayerNorm.weight[0] = float("nan")
     with pytest.raises(StageError, match="non-finite"):
-        train.train(model, rows, dev, p, tmp_path / "ckpt", None)
+        train.train(model, rows, dev, conf, tmp_path / "ckpt", None)
 
 
 def test_a_clean_run_passes_every_guard(tmp_path, tiny_model_dir):
-    model, rows, dev, p = _setup(tiny_model_dir)
-    trained = train.train(model, rows, dev, p, tmp_path / "ckpt", None)
+    model, rows, dev, conf = _setup(tiny_model_dir)
+    trained = train.train(model, rows, dev, conf, tmp_path / "ckpt", None)
     assert (tmp_path / "ckpt" / "live").is_dir()
     assert list((tmp_path / "ckpt").glob(f"checkpoint-*/{COMPLETE}"))  # the guard was attached
     check_embeddings(trained, [r["anchor"] for r in rows])
@@ -90,11 +91,11 @@ def test_a_clean_run_passes_every_guard(tmp_path, tiny_model_dir):
 def test_a_guided_loss_trains_with_the_base_model_as_guide(tmp_path, tiny_model_dir):
     from sentence_transformers import SentenceTransformer
 
-    model, rows, dev, p = _setup(tiny_model_dir)
-    p = dataclasses.replace(p, train=dataclasses.replace(p.train, loss="gist"))
+    model, rows, dev, conf = _setup(tiny_model_dir)
+    conf = config.replace(conf, train=config.replace(conf.train, loss="gist"))
     guide = SentenceTransformer(str(tiny_model_dir), device="cpu")
     before = {k: v.clone() for k, v in guide.state_dict().items()}
-    trained = train.train(model, rows, dev, p, tmp_path / "ckpt", None, guide=guide)
+    trained = train.train(model, rows, dev, conf, tmp_path / "ckpt", None, guide=guide)
     check_embeddings(trained, [r["anchor"] for r in rows])
     # The guide is consulted, never trained.
     assert all(torch.equal(before[k], v) for k, v in guide.state_dict().items())
@@ -108,10 +109,10 @@ def test_gradient_checkpointing_trains_the_same_weights(tmp_path, tiny_model_dir
     state) give the weights of a run that kept them."""
     weights = {}
     for on in (False, True):
-        model, rows, dev, p = _setup(tiny_model_dir)
+        model, rows, dev, conf = _setup(tiny_model_dir)
         start = {k: v.clone() for k, v in model.state_dict().items()}
-        p = dataclasses.replace(p, train=dataclasses.replace(p.train, gradient_checkpointing=on))
-        trainer = train.build_trainer(model, rows, dev, p, tmp_path / f"gc{on}")
+        conf = config.replace(conf, train=config.replace(conf.train, gradient_checkpointing=on))
+        trainer = train.build_trainer(model, rows, dev, conf, tmp_path / f"gc{on}")
         assert trainer.args.gradient_checkpointing is on
         trainer.train()
         assert model[0].auto_model.is_activation_checkpointing is on
@@ -138,17 +139,17 @@ def test_attention_dropout_zero_trains_on_the_fused_kernel_and_saves_the_base_co
     keeps the base model's value."""
     import json
 
-    from embedtune import modeling
+    from embedtune import models
 
-    common = dataclasses.replace(params.load("params.yaml").common, dims=[32, 8])
-    own, replaced = modeling.load_for_training(tiny_model_dir, common, None)
+    common = config.replace(config.load("params.yaml").common, dims=[32, 8])
+    own, replaced = models.load_for_training(tiny_model_dir, common, None)
     assert replaced == {}
     assert _attention_kernels(own) == {"aten::_scaled_dot_product_attention_math"}
-    off, replaced = modeling.load_for_training(tiny_model_dir, common, 0.0)
+    off, replaced = models.load_for_training(tiny_model_dir, common, 0.0)
     assert replaced == {"attention_probs_dropout_prob": 0.1}
     assert off[0].auto_model.config.attention_probs_dropout_prob == 0.0
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in _attention_kernels(off)
-    modeling.restore_config(off, replaced)
+    models.restore_config(off, replaced)
     off.save(str(tmp_path / "saved"))
     saved = json.loads((tmp_path / "saved" / "config.json").read_text())
     assert saved["attention_probs_dropout_prob"] == 0.1
@@ -161,15 +162,15 @@ def test_dropout_is_read_from_the_transformer_modules_config_alone(tmp_path):
 
     from transformers import BertConfig
 
-    from embedtune import modeling
+    from embedtune import models
 
     (tmp_path / "modules.json").write_text(
         json.dumps([{"idx": 0, "name": "0", "path": "0_Transformer", "type": "x.Transformer"}])
     )
     BertConfig(attention_probs_dropout_prob=0.2).save_pretrained(tmp_path / "0_Transformer")
-    assert modeling.transformer_config(tmp_path).attention_probs_dropout_prob == 0.2
+    assert models.transformer_config(tmp_path).attention_probs_dropout_prob == 0.2
     with pytest.raises(StageError, match="modules.json: not found"):
-        modeling.transformer_config(tmp_path / "0_Transformer")
+        models.transformer_config(tmp_path / "0_Transformer")
 
 
 def test_attention_dropout_out_of_range_names_the_key(tmp_path):
@@ -180,4 +181,4 @@ def test_attention_dropout_out_of_range_names_the_key(tmp_path):
     )
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(StageError, match="train.attention_dropout"):
-        params.load(tmp_path / "params.yaml")
+        config.load(tmp_path / "params.yaml")

@@ -155,7 +155,7 @@ def test_ci_runs_lint_and_tests_on_every_push_and_pr():
 
 def test_ci_checks_the_lock():
     runs = [s.get("run", "") for s in _load(CI)["jobs"]["lock"]["steps"]]
-    assert any("python -m embedtune.lockcheck" in r for r in runs)
+    assert any("python -m embedtune.reporting.lockcheck" in r for r in runs)
 
 
 def test_gpu_job_is_guarded():
@@ -190,7 +190,7 @@ def test_gpu_job_steps():
         "dvc repro",
         "dvc push -r team",
         "git push origin",
-        "python -m embedtune.report --base-rev",
+        "python -m embedtune.reporting.pr_comment --base-rev",
         "cml comment update --watermark-title=",
     ):
         assert command in runs, command
