@@ -58,3 +58,16 @@ def reproduced(tmp_path_factory, tiny_model_dir):
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "reproduced"], project)
     return project, first
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """(model folder, export folder) of the mean-pooled, normalised tiny model, all formats."""
+    from embedtune import export
+    from tests.tiny import load_st, tiny_st_variant
+
+    root = tmp_path_factory.mktemp("export")
+    model_dir = tiny_st_variant(root)
+    out = root / "export"
+    export.export_model(load_st(model_dir), model_dir, out, export.FORMATS, opset=18)
+    return model_dir, out

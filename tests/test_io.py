@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from embedtune import cli, io
-from embedtune.errors import StageError
+from embedtune import io
 from tests.pipeline import ROOT, default_signals
 
 # A stage whose main writes half an output, says so through a file, then waits to be
@@ -95,15 +94,6 @@ def test_a_stale_temporary_from_a_killed_run_is_cleared(tmp_path):
         assert not tmp.exists()
         tmp.write_text("fresh")
     assert (tmp_path / "out").read_text() == "fresh"
-
-
-def test_run_stage_exit_codes(capsys):
-    def bad(_argv):
-        raise StageError("params key 'x': nope")
-
-    assert cli.run_stage(bad) == 1
-    assert "error: params key 'x': nope" in capsys.readouterr().err
-    assert cli.run_stage(lambda _argv: None) == 0
 
 
 def _folder(root):

@@ -155,24 +155,6 @@ def test_attention_dropout_zero_trains_on_the_fused_kernel_and_saves_the_base_co
     assert saved["attention_probs_dropout_prob"] == 0.1
 
 
-def test_dropout_is_read_from_the_transformer_modules_config_alone(tmp_path):
-    """The keys to override come from the Transformer module's folder (a subfolder here,
-    as some models ship it), which holds a config and no weights."""
-    import json
-
-    from transformers import BertConfig
-
-    from embedtune import models
-
-    (tmp_path / "modules.json").write_text(
-        json.dumps([{"idx": 0, "name": "0", "path": "0_Transformer", "type": "x.Transformer"}])
-    )
-    BertConfig(attention_probs_dropout_prob=0.2).save_pretrained(tmp_path / "0_Transformer")
-    assert models.transformer_config(tmp_path).attention_probs_dropout_prob == 0.2
-    with pytest.raises(StageError, match="modules.json: not found"):
-        models.transformer_config(tmp_path / "0_Transformer")
-
-
 def test_attention_dropout_out_of_range_names_the_key(tmp_path):
     text = (
         Path("params.yaml")

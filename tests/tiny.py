@@ -92,3 +92,44 @@ def toy_corpus(rows: list[dict], extra: int, seed: int = 1) -> list[dict]:
         text = " ".join(rng.sample(WORDS, 12)) + f" chunk{c}"
         out.append({"global_chunk_id": c, "text": text, "case_name": f"Case {c % 5}"})
     return out
+
+
+# Export tests: the tiny model in every pooling the export reads, and the tolerances.
+# Float32 exports: the same arithmetic up to operator order (measured ~1e-7 here).
+EXACT_TOL = 1e-5
+# Dynamic int8 quantizes weights and activations: close, not equal (measured 2.4e-3 and
+# cosine 0.99998 on the tiny model; 2.8e-2 and cosine 0.988 on MiniLM).
+INT8_MAX_ABS = 0.02
+INT8_MIN_COSINE = 0.999
+
+QUERIES = ["court contract damages?", "privacy consent vendor", "appeal"]
+DOCS = [" ".join(toy_rows()[i]["text"] for i in range(3)), "jury verdict ruling chunk7", "fee"]
+QUERY_PROMPT, DOC_PROMPT = "claim notice ", "record report "  # words the tiny vocab knows
+
+
+def tiny_st_variant(folder: Path, pooling: str = "mean", normalize: bool = True) -> Path:
+    """The tests' tiny model re-saved with another pooling / without Normalize, and with
+    default prompts, so that every option the encoder reads is exercised."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+
+    base = SentenceTransformer(str(build_tiny_model(folder)), device="cpu")
+    modules = [base[0], Pooling(base[0].get_embedding_dimension(), pooling)]
+    modules += [Normalize()] if normalize else []
+    model = SentenceTransformer(modules=modules, device="cpu")
+    model.prompts = {"query": QUERY_PROMPT, "document": DOC_PROMPT}
+    out = folder / f"st_{pooling}_{int(normalize)}"
+    model.save(str(out))
+    return out
+
+
+def load_st(path: Path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+
+
+def max_diff(a, b) -> float:
+    import numpy as np
+
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max())
