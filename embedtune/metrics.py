@@ -13,6 +13,8 @@ MRR_K, NDCG_K, MAP_K = 10, 10, 100
 MAX_K = max(MAP_K, *ACCURACY_K, *PRECISION_RECALL_K)  # ranks each query needs scored
 
 HEADLINE = f"ndcg@{NDCG_K}"
+# Index precisions scored at every dimension (retrieval.quantization), in report order.
+PRECISIONS = ("float32", "int8", "ubinary")
 LABELLED = "labelled_"  # key prefix of the figures against the labelled passages only
 HYBRID = "hybrid_"  # key prefix of BM25 + dense reciprocal rank fusion
 METRIC_NAMES = (

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from embedtune import cli, config, io
 from embedtune.errors import StageError
-from embedtune.metrics import HEADLINE, METRIC_NAMES, key
+from embedtune.metrics import HEADLINE, METRIC_NAMES, PRECISIONS, key
 from embedtune.reporting import charts, tables
 from embedtune.reporting.stats import mean_ci, paired_test
-from embedtune.retrieval.quantization import PRECISIONS  # numpy only: no torch at import
 
 
 def compare(base: dict[str, float], tuned: dict[str, float], dims: list[int]) -> dict[str, dict]:

@@ -20,7 +20,7 @@ from embedtune.export.runtime import decline_openvino_telemetry  # noqa: E402
 
 decline_openvino_telemetry()
 
-from tests.tiny import build_tiny_model, toy_rows, write_csv  # noqa: E402
+from tests.tiny import build_tiny_model, toy_documents, toy_rows, write_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,12 @@ def minilm_dir():
 @pytest.fixture
 def toy_csv(tmp_path):
     return write_csv(tmp_path / "pairs.csv", toy_rows())
+
+
+@pytest.fixture
+def docs(tmp_path):
+    """A folder of every document type chunk reads, and one file it ignores."""
+    return toy_documents(tmp_path / "docs")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""OpenAI-compatible servers on 127.0.0.1 for the generate tests: nothing leaves the machine.
+"""OpenAI-compatible servers on 127.0.0.1 for the generate and llm_client tests: nothing
+leaves the machine.
 
 - ``LoopbackLLM``: a few lines of http.server that answer /v1/chat/completions with
   questions made of the passage's own words, and can be told to answer 429, hang, send

@@ -9,39 +9,15 @@ import pytest
 import yaml
 
 from embedtune.errors import StageError
-from embedtune.metrics import METRIC_NAMES
-from embedtune.reporting import charts, tables
-from embedtune.reporting.stats import paired_test
 from stages import compare
 from tests.pipeline import ROOT
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _metrics(value: float, dims=(64, 32)) -> dict:
-    return {f"dim_{d}_{m}": value for d in dims for m in METRIC_NAMES}
+from tests.tiny import PNG, toy_metrics
 
 
 def test_changes_are_absolute_and_relative():
-    table = compare.compare(_metrics(0.4), _metrics(0.5), [64, 32])
+    table = compare.compare(toy_metrics(0.4), toy_metrics(0.5), [64, 32])
     row = table["dim_64_ndcg@10"]
     assert row["change"] == pytest.approx(0.1) and row["change_pct"] == pytest.approx(25.0)
-
-
-def test_report_and_chart(tmp_path):
-    dims = [64, 32]
-    table = compare.compare(_metrics(0.4, dims), _metrics(0.5, dims), dims)
-    tests = {d: paired_test([0.4] * 5, [0.5] * 5, seed=0) for d in dims}
-    report = tables.render_report(table, tests, 0.3, dims, "compare.png", "Protocol: x")
-    # Five equal differences: scipy enumerates all 32 sign flips, two as extreme as +0.1.
-    assert (
-        "| 64    | 0.3000 | 0.4000 | 0.5000       | +0.1000  | +25.0%     | [+0.1000, +0.1000] "
-        "| 0.0625 | **no** (could be noise) |"
-    ) in report
-    assert "Protocol: x" in report
-    assert "![ndcg@10 by dimension](compare.png)" in report
-    charts.draw_chart(table, 0.3, dims, tmp_path / "c.png")
-    assert (tmp_path / "c.png").read_bytes()[:8] == PNG
 
 
 def test_protocol_line_names_the_choices():
@@ -62,7 +38,7 @@ def _stage_inputs(tmp_path, dims=(64, 32), hybrid=True):
         n: {q: round(v + s, 6) for q, s in zip(qids, spread, strict=True)}
         for n, v in systems.items()
     }
-    base, tuned = _metrics(0.2, dims), _metrics(0.35, dims)
+    base, tuned = toy_metrics(0.2, dims), toy_metrics(0.35, dims)
     base["bm25_ndcg@10"] = 0.4
     bq, tq = {"bm25": pq["bm25"]}, {}
     for d in dims:
@@ -147,16 +123,3 @@ def test_stage_names_a_missing_per_query_file_entry(tmp_path):
     with pytest.raises(StageError, match=r"bq.json: per-query scores 'hybrid_dim_64' missing"):
         _run_stage(files, tmp_path)
     assert not (tmp_path / "out" / "compare.json").exists()  # no partial output
-
-
-def test_quantization_chart_draws_every_point(tmp_path):
-    rows = [
-        {"dim": d, "precision": precision, "bytes": b, "base": 0.3, "finetuned": 0.4}
-        for d in (64, 32)
-        for precision, b in (("float32", 4 * d), ("int8", d), ("ubinary", d // 8))
-    ]
-    charts.draw_quantization_chart(rows, 0.5, tmp_path / "q.png")
-    first = (tmp_path / "q.png").read_bytes()
-    assert first[:8] == PNG
-    charts.draw_quantization_chart(rows, 0.5, tmp_path / "q.png")
-    assert (tmp_path / "q.png").read_bytes() == first  # identical runs, identical bytes

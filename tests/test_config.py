@@ -355,3 +355,21 @@ def test_the_cli_writes_params_from_a_profile(tmp_path):
         config.main(["--profile", str(profile), "--out", str(out)])
     assert config.load(out).train.epochs == 2  # a failed run leaves the old file
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "section, edit, message",
+    [
+        ("generate", {"api_key_env": "sk-live-abc123"}, "NAME of an environment variable"),
+        ("generate", {"concurrency": 0}, "generate.concurrency"),
+        ("generate", {"roundtrip": {"retriever": "bm9", "top_k": 3, "min_score": 0}}, "bm25"),
+        ("chunk", {"overlap": 256}, "chunk.overlap"),
+        ("chunk", {"on_bad_document": "ignore"}, "chunk.on_bad_document"),
+    ],
+)
+def test_bad_documents_params_name_the_key(section, edit, message):
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data[section].update(edit)
+    with pytest.raises(StageError, match=message) as err:
+        config.parse(data)
+    assert "sk-live-abc123" not in str(err.value)  # a pasted key is never echoed

@@ -11,8 +11,7 @@ import pytest
 
 from tests.llm_server import LoopbackLLM
 from tests.pipeline import make_project, run, tiny_params
-from tests.test_chunk import write_pdf
-from tests.tiny import WORDS
+from tests.tiny import WORDS, write_pdf
 
 pytestmark = pytest.mark.slow
 KEY_ENV = "EMBEDTUNE_TEST_LLM_KEY"

@@ -1,14 +1,14 @@
 """generate: LLM questions per passage, cached, bounded, retried, filtered and counted.
 
 The endpoint is always on 127.0.0.1: a scripted loopback server (tests/llm_server.py) for
-what a real server will not do on demand (429, a hang, malformed JSON, holding requests),
-and the real `transformers serve` on a tiny Llama for the protocol itself.
+what a real server will not do on demand (429, a hang, malformed JSON, holding requests);
+the real `transformers serve` on a tiny Llama, for the protocol itself, is in
+tests/documents/test_llm_client.py.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from embedtune import config
-from embedtune.documents import answer_cache, llm_client, question_filters, question_prompt
+from embedtune.documents import answer_cache, question_filters
 from embedtune.errors import StageError
 from stages import generate
-from tests.llm_server import LoopbackLLM, TransformersServer, build_tiny_llama
+from tests.llm_server import LoopbackLLM
 from tests.pipeline import ROOT, env
-from tests.tiny import WORDS
+from tests.tiny import gen_params, passages_file
 
 KEY_ENV = "EMBEDTUNE_TEST_LLM_KEY"
 SECRET = "sk-test-not-a-real-key-4242"
@@ -65,58 +65,7 @@ def test_passages_are_read_with_every_problem_named(tmp_path):
     ]
 
 
-# --- filters -------------------------------------------------------------------------
-
-
-def _gen_params(**changes) -> config.Generate:
-    defaults = config.load(ROOT / "params.yaml").generate
-
-    rt = changes.pop("roundtrip", {})
-    return config.replace(defaults, roundtrip=config.replace(defaults.roundtrip, **rt), **changes)
-
-
-def test_each_filter_is_counted():
-    passages = [
-        "the tenant screening report was inaccurate and the landlord relied on it",
-        "the patent office refused an inventor that was a machine",
-        "camera footage of the face was kept without consent",
-    ]
-    cands = [
-        (0, "Was the tenant screening report inaccurate?"),
-        (0, "  "),  # empty
-        (0, "?!"),  # empty once punctuation is gone
-        (1, "word " * 40),  # too long
-        (1, "Can a machine be an inventor at the patent office?"),
-        (1, "can a machine be an INVENTOR at the patent office"),  # duplicate
-        (2, "Was the tenant screening report inaccurate here?"),  # round-trip: passage 0's
-        (2, "Was camera footage of the face kept without consent?"),
-    ]
-    g = _gen_params(max_question_tokens=20, roundtrip={"top_k": 1})
-    out = question_filters.apply(cands, passages, lambda q: len(q.split()), g)
-    assert out.dropped == {
-        "empty": 2,
-        "too_long": 1,
-        "duplicate": 1,
-        "near_duplicate": 0,
-        "roundtrip": 1,
-    }
-    assert [pid for pid, _ in out.kept] == [0, 1, 2]
-    off = question_filters.apply(
-        cands,
-        passages,
-        lambda q: len(q.split()),
-        _gen_params(max_question_tokens=20, roundtrip={"retriever": "none"}),
-    )
-    assert off.dropped["roundtrip"] == 0 and len(off.kept) == 4
-
-
-def test_bm25_roundtrip_needs_a_shared_term_and_the_min_score():
-    passages = ["alpha beta gamma", "delta epsilon zeta"]
-    cands = [(0, "nothing in common here"), (0, "alpha"), (1, "epsilon zeta")]
-    kept = question_filters.apply(cands, passages, len, _gen_params())
-    assert kept.kept == [(0, "alpha"), (1, "epsilon zeta")]
-    strict = question_filters.apply(cands, passages, len, _gen_params(roundtrip={"min_score": 50}))
-    assert strict.kept == [] and strict.dropped["roundtrip"] == 3
+# --- the base-model encoder, and the filters that use it -----------------------------
 
 
 def _common(**changes) -> config.Common:
@@ -152,27 +101,13 @@ def test_near_duplicates_and_model_roundtrip_with_the_base_model(tiny_model_dir)
     encode = generate._encoder(tiny_model_dir, _common())
     passages = ["court contract damages appeal", "camera face image voice video"]
     cands = [(0, "court contract damages"), (0, "court contract damages appeal"), (1, "camera")]
-    g = _gen_params(dedup_threshold=0.9, roundtrip={"retriever": "model", "min_score": -1.0})
+    g = gen_params(dedup_threshold=0.9, roundtrip={"retriever": "model", "min_score": -1.0})
     out = question_filters.apply(cands, passages, len, g, encode)
     assert out.dropped["near_duplicate"] >= 1
     assert sum(out.dropped.values()) + len(out.kept) == len(cands)
 
 
 # --- the stage against the loopback server --------------------------------------------
-
-
-def passages_file(path, n: int = 8, seed: int = 0):
-    rng = random.Random(seed)
-    rows = [
-        {
-            "id": f"doc{i % 3}.txt:{i * 100}",
-            "text": " ".join(rng.sample(WORDS, 16)),
-            "document_id": f"doc{i % 3}.txt",
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return rows
 
 
 @pytest.fixture
@@ -404,54 +339,3 @@ def test_an_interrupted_run_resumes_without_repeating_requests(project):
         again = srv.prompts[before:]
     assert len(again) == len(rows) - answered
     assert not set(first) & set(again)
-
-
-# --- the real `transformers serve` ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    home = tmp_path_factory.mktemp("serve")
-    model = build_tiny_llama(home / "llama")
-    server = TransformersServer(model, home)
-    try:
-        server.wait()
-        yield server
-    finally:
-        server.stop()
-
-
-def test_transformers_serve_gibberish_is_counted_and_cached(served, tmp_path):
-    rows = passages_file(tmp_path / "p.jsonl", n=3)
-    template = (ROOT / "prompts" / "generate.txt").read_text()
-    prompts = {r["id"]: question_prompt.render(template, r["text"], 2) for r in rows}
-    req = llm_client.Request(served.base_url, served.model, 0.7, 24, 60, 1, 2)
-    cache = answer_cache.Cache(tmp_path / "cache")
-    before = served.requests()
-    entries, run = llm_client.ask_all(prompts, 2, req, llm_client.NO_KEY, cache, False)
-    assert served.requests() - before == 3 and run.requests == 3 and run.failed == 0
-    assert run.completion_tokens > 0 and run.prompt_tokens > 0
-    assert {e["status"] for e in entries.values()} <= {"ok", "malformed"}
-    again, rerun = llm_client.ask_all(prompts, 2, req, llm_client.NO_KEY, cache, False)
-    assert served.requests() - before == 3 and rerun.cached == 3 and again == entries
-    cands = [(i, q) for i, r in enumerate(rows) for q in entries[r["id"]]["questions"]]
-    out = question_filters.apply(cands, [r["text"] for r in rows], len, _gen_params())
-    assert sum(out.dropped.values()) + len(out.kept) == len(cands)
-
-
-@pytest.mark.parametrize(
-    "section, edit, message",
-    [
-        ("generate", {"api_key_env": "sk-live-abc123"}, "NAME of an environment variable"),
-        ("generate", {"concurrency": 0}, "generate.concurrency"),
-        ("generate", {"roundtrip": {"retriever": "bm9", "top_k": 3, "min_score": 0}}, "bm25"),
-        ("chunk", {"overlap": 256}, "chunk.overlap"),
-        ("chunk", {"on_bad_document": "ignore"}, "chunk.on_bad_document"),
-    ],
-)
-def test_bad_documents_params_name_the_key(section, edit, message):
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    data[section].update(edit)
-    with pytest.raises(StageError, match=message) as err:
-        config.parse(data)
-    assert "sk-live-abc123" not in str(err.value)  # a pasted key is never echoed

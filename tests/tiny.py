@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
+
+from tests.pipeline import ROOT
 
 WORDS = (
     "court contract model data training copyright privacy consent vendor algorithm damages "
@@ -133,3 +136,95 @@ def max_diff(a, b) -> float:
     import numpy as np
 
     return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+
+# Reporting tests: metrics files as baseline and evaluate write them, and charts' bytes.
+PNG = b"\x89PNG\r\n\x1a\n"  # the signature every chart file starts with
+
+
+def toy_metrics(value: float, dims=(64, 32)) -> dict:
+    """Every retrieval metric at every dimension, all equal to ``value``."""
+    from embedtune.metrics import METRIC_NAMES
+
+    return {f"dim_{d}_{m}": value for d in dims for m in METRIC_NAMES}
+
+
+# Documents tests: a folder of every document type chunk reads, passages as chunk writes
+# them, and generate's parameters.
+
+
+def write_pdf(path, lines: list[str]) -> None:
+    """A one-page PDF with a real text layer, written by hand (Helvetica, no images)."""
+
+    def esc(s: str) -> str:
+        return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    content = "BT /F1 11 Tf 72 740 Td 14 TL " + " ".join(f"({esc(x)}) Tj T*" for x in lines)
+    content += " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{obj}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    path.write_bytes(out)
+
+
+def prose(n_sentences: int, seed: int) -> str:
+    """Sentences of the tiny model's words, so its tokenizer counts real tokens."""
+    rng = random.Random(seed)
+    return " ".join(" ".join(rng.sample(WORDS, 8)).capitalize() + "." for _ in range(n_sentences))
+
+
+def toy_documents(folder: Path) -> Path:
+    """One document of each type chunk reads (txt, md in a subfolder, html with a script and
+    a style, pdf) and one file it ignores (notes.csv)."""
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text(prose(30, 1) + "\n\n" + prose(30, 2))
+    (folder / "sub" / "b.md").write_text("# Heading\n\n" + prose(12, 3))
+    (folder / "c.html").write_text(
+        "<html><head><title>t</title><style>p{}</style></head><body><script>var x=1;</script>"
+        f"<h1>Ruling</h1><p>{prose(6, 4)}</p><p>{prose(6, 5)}</p></body></html>"
+    )
+    write_pdf(folder / "d.pdf", [prose(1, i) for i in range(8)])
+    (folder / "notes.csv").write_text("x,y\n")
+    return folder
+
+
+def passages_file(path, n: int = 8, seed: int = 0):
+    """``n`` passages as chunk writes them (3 documents), to ``path``; returns the rows."""
+    rng = random.Random(seed)
+    rows = [
+        {
+            "id": f"doc{i % 3}.txt:{i * 100}",
+            "text": " ".join(rng.sample(WORDS, 16)),
+            "document_id": f"doc{i % 3}.txt",
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def gen_params(**changes):
+    """The default generate section with ``changes``; ``roundtrip={...}`` edits its
+    round-trip subsection."""
+    from embedtune import config
+
+    defaults = config.load(ROOT / "params.yaml").generate
+
+    rt = changes.pop("roundtrip", {})
+    return config.replace(defaults, roundtrip=config.replace(defaults.roundtrip, **rt), **changes)

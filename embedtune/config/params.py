@@ -70,11 +70,11 @@ class Params(Section):
 def _message(err: Any, prefix: str = "") -> str:
     """One line per pydantic error, naming the dotted params key."""
     parts = prefix.split(".") if prefix else []
-    for p in err["loc"]:
-        if isinstance(p, int) and parts:
-            parts[-1] += f"[{p}]"  # a list item: common.dims[0]
+    for part in err["loc"]:
+        if isinstance(part, int) and parts:
+            parts[-1] += f"[{part}]"  # a list item: common.dims[0]
         else:
-            parts.append(str(p))
+            parts.append(str(part))
     kind, key = err["type"], ".".join(parts)
     if kind == "params_rule":
         key = ".".join([*parts, err["ctx"]["key"]])
@@ -163,14 +163,14 @@ def load(path: str | Path = "params.yaml") -> Params:
         raise in_file(path, exc) from exc
 
 
-def check_token_limits(p: Params, keys: tuple[str, ...]) -> None:
+def check_token_limits(conf: Params, keys: tuple[str, ...]) -> None:
     """``chunk.size`` / ``generate.max_question_tokens`` may not exceed common.max_seq_length:
     the model would cut what lies beyond. Checked by the stages that use them, so a profile
     with a short max_seq_length stays valid while those optional stages are off."""
-    limit = p.common.max_seq_length
+    limit = conf.common.max_seq_length
     for key in keys:
         section, name = key.split(".")
-        value = getattr(getattr(p, section), name)
+        value = getattr(getattr(conf, section), name)
         if value > limit:
             raise StageError(
                 f"params key {key!r}: {value} exceeds common.max_seq_length ({limit}): the "
@@ -178,13 +178,13 @@ def check_token_limits(p: Params, keys: tuple[str, ...]) -> None:
             )
 
 
-def advice(p: Params) -> list[str]:
+def advice(conf: Params) -> list[str]:
     """Settings that are valid but probably not what the user meant."""
     out = []
-    if p.train.gradient_accumulation_steps > 1:
+    if conf.train.gradient_accumulation_steps > 1:
         out.append(
             "train.gradient_accumulation_steps > 1 does not add in-batch negatives: each step "
-            f"still ranks against {p.train.batch_size} texts. For a larger pool use "
+            f"still ranks against {conf.train.batch_size} texts. For a larger pool use "
             "train.loss: cached with a larger train.batch_size (GradCache keeps memory at "
             "train.mini_batch_size)."
         )

@@ -72,9 +72,9 @@ def _lines(model: BaseModel, indent: str) -> list[str]:
     return out
 
 
-def render(p: Params, profile: str | None = None) -> str:
-    """The full params.yaml of ``p``: every section and key in field order, each with its
-    description as a comment. ``load`` reads it back to ``p``, floats exactly."""
+def render(conf: Params, profile: str | None = None) -> str:
+    """The full params.yaml of ``conf``: every section and key in field order, each with its
+    description as a comment. ``load`` reads it back to ``conf``, floats exactly."""
     source = f"from {profile}" if profile else "from a profile"
     out = _block(
         f"Written {source} by `make profile PROFILE=<name>`: edit the profile, not this file. "
@@ -83,7 +83,7 @@ def render(p: Params, profile: str | None = None) -> str:
     )
     for name, field in Params.model_fields.items():
         out += ["", *_block(field.description or "", ""), f"{name}:"]
-        out += _lines(getattr(p, name), "  ")
+        out += _lines(getattr(conf, name), "  ")
     return "\n".join(out) + "\n"
 
 
@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     overrides = load_yaml(args.profile)
     try:
-        p = merge(overrides)
+        conf = merge(overrides)
     except StageError as exc:
         raise in_file(args.profile, exc) from exc
     with io.atomic_path(args.out) as tmp:
-        tmp.write_text(render(p, profile=args.profile), encoding="utf-8")
+        tmp.write_text(render(conf, profile=args.profile), encoding="utf-8")
     log.info("%s: written from %s", args.out, args.profile)

@@ -6,13 +6,12 @@ loads only that copy, so nothing after fetch touches the network.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import re
 import shutil
 from pathlib import Path
 
-from embedtune import config
+from embedtune import config, io
 from embedtune.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -75,9 +74,7 @@ def copy_model(src: config.ModelSource, dest: Path) -> str:
         label = f"hub {src.name}@{sha}"
     if not list(dest.rglob("*.safetensors")):
         raise StageError(f"model {src}: no .safetensors weights (other formats are refused)")
-    hf_config = (
-        json.loads((dest / "config.json").read_text()) if (dest / "config.json").is_file() else {}
-    )
+    hf_config = io.read_json(dest / "config.json") if (dest / "config.json").is_file() else {}
     if "auto_map" in hf_config:
         raise StageError(
             f"model {src}: needs trust_remote_code (config.json has auto_map); refused"

@@ -1,7 +1,8 @@
 """Reading a data file into rows, and the checks every text and id cell gets.
 
-Shared by fetch's pairs and knowledge-base corpus: both name the file, the row (or JSONL
-line) and the column of every problem, and both refuse what would silently change the data
+Shared by fetch's pairs, the knowledge-base corpus and generate's passages: each names the
+file, the row (or JSONL line) and the column of every problem, and each refuses what would
+silently change the data
 (a repeated column name, a repeated JSON key, NaN, non-string text).
 """
 

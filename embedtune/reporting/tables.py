@@ -1,4 +1,5 @@
-"""The compare stage's markdown report and charts (stages/compare.py computes the figures).
+"""The compare stage's markdown tables (stages/compare.py computes the figures; the charts
+are drawn by ``charts``).
 
 Sections, in the order a reader deciding what to deploy needs them: fine-tuned vs base,
 hybrid (BM25 fused with each model) against BM25, the quantized indexes, then the corpus,
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from embedtune.metrics import HEADLINE, METRIC_NAMES, key
+from embedtune.metrics import HEADLINE, METRIC_NAMES, PRECISIONS, key
 from embedtune.reporting.stats import ALPHA, RESAMPLES, mean_cell, signed, significance_cells
 
 HEADERS = ["dim", "BM25", "base", "fine-tuned", "change", "change %", "95% CI", "p", "significant"]
@@ -22,7 +23,7 @@ SYSTEMS = {  # per-dimension systems of the hybrid table, report label by compar
     "finetuned_hybrid": "fine-tuned hybrid",
 }
 RIVALS = {"bm25": "BM25", "base_hybrid": "base hybrid"}  # what fine-tuned hybrid is tested against
-PRECISION_LABELS = {"float32": "float32", "int8": "int8", "ubinary": "binary (rescored)"}
+PRECISION_LABELS = dict(zip(PRECISIONS, ("float32", "int8", "binary (rescored)"), strict=True))
 
 
 def _table(rows: list[list], headers: list[str]) -> str:

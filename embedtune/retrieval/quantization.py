@@ -17,11 +17,10 @@ import math
 
 import numpy as np
 
-from embedtune.metrics import HEADLINE, NDCG_K, key
+from embedtune.metrics import HEADLINE, NDCG_K, PRECISIONS, key
 from embedtune.retrieval import vectors
 from embedtune.retrieval.search import SCORE_CELLS, IRData, score_rankings, scored_queries
 
-PRECISIONS = ("float32", "int8", "ubinary")
 RESCORE_MULTIPLIER = 4
 # Results a query asks the index for: the ten that ndcg@10 scores. Rescoring then sees 40
 # candidates, as a deployment serving ten results would (not the 400 that ranking a full
