@@ -5,18 +5,22 @@ same passages (the bundled knowledge base, cycled to --passages) and the same ba
 rounds are interleaved so a machine that slows down mid-run hurts every engine alike, and
 each engine's best round is reported. ndcg@10 is measured with the project's evaluation
 code on the bundled sample's questions against its chunks, as benchmarks/eval_speed.py does.
+The figures go to benchmarks/results/export_speed.json (benchmarks/record.py).
 
     python benchmarks/export_speed.py                      # models/finetuned, else packaged MiniLM
-    python benchmarks/export_speed.py --model models/base --threads 2 --rounds 2
+    python benchmarks/export_speed.py --model models/base --threads 2 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # record.py beside this script
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -52,16 +56,18 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="sentence-transformers folder")
     ap.add_argument("--kb", default="sample/legal_kb.csv.gz", help="passages: its text column")
     ap.add_argument("--pairs", default="sample/legal_sample.csv.gz", help="for ndcg@10")
-    ap.add_argument("--passages", type=int, default=2000)
-    ap.add_argument("--queries", type=int, default=300)
+    # About the bundled knowledge base's size: a few minutes in all on 2 CPU cores.
+    ap.add_argument("--passages", type=int, default=640)
+    ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-seq-length", type=int, default=256)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--formats", default="onnx,onnx_int8,openvino")
+    ap.add_argument("--out", help="result JSON (default benchmarks/results/export_speed.json)")
     args = ap.parse_args()
-
     import pandas as pd
+    import record
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -81,7 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         export.export_model(model, model_dir, tmp, formats, opset=18)
-        print(f"exported {', '.join(formats)} in {time.perf_counter() - t0:.1f} s")
+        export_s = time.perf_counter() - t0
+        print(f"exported {', '.join(formats)} in {export_s:.1f} s")
         engines = {"pytorch": model}
         engines.update({f: export.load_encoder(tmp, f, threads=args.threads) for f in formats})
         sizes = {f: _size_mb(Path(tmp) / export.FILES[f]) for f in formats}
@@ -115,6 +122,26 @@ def main() -> None:
             f"| {name} | {rate:.1f} | {rate / base_rate:.2f}x | {ndcg:.4f} | "
             f"{ndcg - base_ndcg:+.5f} | {diff:.1e} | {size} |"
         )
+    engines_out = [
+        {
+            "engine": name,
+            "passages_per_second": round(rate, 2),
+            "speedup": round(rate / base_rate, 3),
+            "ndcg@10": round(ndcg, 6),
+            "ndcg@10_change": round(ndcg - base_ndcg, 6),
+            "max_abs_diff": float(f"{diff:.3e}"),
+            "size_mb": round(sizes[name], 1) if name in sizes else None,
+        }
+        for name, rate, ndcg, diff in rows
+    ]
+    settings = {
+        "model": model_dir, "passages": len(passages), "queries": len(data.queries),
+        "chunks": len(data.corpus), "max_seq_length": args.max_seq_length,
+        "batch_size": args.batch_size, "threads": args.threads, "rounds": args.rounds,
+        "export_seconds": round(export_s, 1),
+    }  # fmt: skip
+    path = record.write("export_speed", {"settings": settings, "engines": engines_out}, args.out)
+    print(f"wrote {path}")
 
 
 def _size_mb(path: Path) -> float:

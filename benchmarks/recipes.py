@@ -71,7 +71,7 @@ def run_recipe(name: str, conf, root: Path) -> dict:
     guide = models.load_model(base, conf.common) if conf.train.loss in GUIDED else None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        tuned = train.train(model, rows, dev, conf, Path(tmp), None, pool, guide)
+        tuned, _ = train.train(model, rows, dev, conf, Path(tmp), None, pool, guide)
     seconds = time.perf_counter() - start
     common = conf.common
     out = {"recipe": name, "train_seconds": round(seconds, 1)}

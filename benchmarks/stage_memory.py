@@ -7,7 +7,9 @@ benchmarks/plain_train.py (a plain sentence-transformers script) on the same tra
 split with the same model, batch size, sequence length, loss and per-epoch evaluation on
 the dev split (and, when the profile sets ``train.attention_dropout``, once more with that
 setting), and the train stage once more with ``train.gradient_checkpointing: true``.
-Prints one table with every figure from this one run.
+Prints one table with every figure from this one run (each stage's seconds are the
+per-stage wall-time table of the default run) and writes it to
+benchmarks/results/stage_memory.json (benchmarks/record.py).
 
     python benchmarks/stage_memory.py               # the default profile (minutes)
     python benchmarks/stage_memory.py --keep /tmp/m # keep the copy to look inside
@@ -29,6 +31,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # record.py beside this script
 MAXRSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 
 
@@ -65,7 +68,10 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", help="run in this folder and keep it (default: a temp folder)")
+    ap.add_argument("--out", help="result JSON (default benchmarks/results/stage_memory.json)")
     args = ap.parse_args()
+    import record
+
     work = Path(args.keep or tempfile.mkdtemp(prefix="stage-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     copy_project(work)
@@ -104,7 +110,11 @@ def main() -> None:
     plain = round(plain_kb / 1024)
     table = [r + [f"{r[1] / plain:.2f}"] for r in rows]
     table.append(["plain training script", plain, round(seconds), "1.00"])
-    print(tabulate(table, headers=["run", "peak RSS MB", "seconds", "vs plain"], tablefmt="github"))
+    headers = ["run", "peak RSS MB", "seconds", "vs plain"]
+    print(tabulate(table, headers=headers, tablefmt="github"))
+    keys = ["run", "peak_rss_mb", "seconds", "rss_vs_plain"]
+    results = [dict(zip(keys, r, strict=True)) for r in table]
+    print(f"wrote {record.write('stage_memory', {'runs': results}, args.out)}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -72,11 +72,20 @@ def table(scores: dict[str, float], formats: list[str], dims: list[int]) -> str:
     return "\n".join(lines)
 
 
-def run(model_dir: str, ir_dir: str, out: str, metrics_out: str, conf: config.Params) -> dict:
+def run(
+    model_dir: str,
+    ir_dir: str,
+    out: str,
+    metrics_out: str,
+    conf: config.Params,
+    reuse: str | None = None,
+) -> dict:
     """Export every format into ``out``, score each and the PyTorch model, write the metrics.
-    Both outputs appear only when everything succeeded."""
+    Both outputs appear only when everything succeeded. ``reuse``: stored PyTorch corpus
+    embeddings of this model (the train stage's), read instead of encoding the PyTorch row's
+    corpus again when they match."""
     from embedtune import export
-    from embedtune.retrieval import search
+    from embedtune.retrieval import evaluation, search
 
     formats = list(conf.export.formats)
     for name in ("corpus.jsonl", "test.json"):  # bad input fails before minutes of export
@@ -85,7 +94,9 @@ def run(model_dir: str, ir_dir: str, out: str, metrics_out: str, conf: config.Pa
     data = search.IRData.load(ir_dir, "test")
     model = models.load_model(model_dir, conf.common)
     model.to("cpu")  # the exports serve CPUs; compare like with like
-    reference = score(model, data, conf.common)
+    # The reference is PyTorch by definition: never another encoder, stored rows or not.
+    q, c, _ = evaluation.encode_test(model, model_dir, data, conf.common, reuse)
+    reference = (search.evaluate_embeddings(q, c, data, conf.common.dims), q, c)
     with io.atomic_path(out) as tmp:
         export.export_model(model, model_dir, tmp, formats, conf.export.opset)
         scored = {f: score(export.load_encoder(tmp, f), data, conf.common) for f in formats}
@@ -102,9 +113,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ir", required=True, help="build_ir_eval output folder")
     ap.add_argument("--out", required=True, help="export folder")
     ap.add_argument("--metrics", required=True, help="metrics JSON")
+    ap.add_argument(
+        "--reuse-embeddings", help="stored PyTorch corpus embeddings of this model (train's)"
+    )
     args = ap.parse_args(argv)
     cli.offline()
-    run(args.model, args.ir, args.out, args.metrics, config.load(args.params))
+    run(
+        args.model, args.ir, args.out, args.metrics, config.load(args.params), args.reuse_embeddings
+    )
     print(f"export: wrote {Path(args.out)} and {args.metrics}")
 
 

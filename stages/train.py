@@ -55,8 +55,8 @@ def build_trainer(
         seed=common.seed, data_seed=common.seed, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=common.eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        gradient_checkpointing=cfg.gradient_checkpointing,  # non-reentrant: works under DDP
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing=cfg.gradient_checkpointing,  # non-reentrant: works under DDP
+        activation_checkpointing_kwargs={"use_reentrant": False},
         learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of total steps
         lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.logging_steps,
@@ -71,9 +71,9 @@ def build_trainer(
     )  # fmt: skip
     callbacks = [Guard()]
     if live is not None:
-        from transformers.integrations import DVCLiveCallback
+        from embedtune.training.curves import UntimedDVCLive
 
-        callbacks.append(DVCLiveCallback(live=live))
+        callbacks.append(UntimedDVCLive(live=live))
     return SentenceTransformerTrainer(
         model=model,
         args=args,
@@ -95,10 +95,12 @@ def train(
     guide=None,
     stored=None,
 ):
-    """Run (or resume) training and return the model holding the best checkpoint's weights.
-    ``pool``: the passages hard negatives are mined from (None: the training positives),
-    ``stored`` the baseline's embeddings of them (embedding_cache.Stored); ``guide``: the
-    base model, for the guided losses. Curves go to ``checkpoints/live`` (dvclive, main
+    """Run (or resume) training; return the model holding the best checkpoint's weights and
+    the corpus embeddings (float32, ``dev.corpus`` order) its dev evaluation made, or None
+    when this run did not make them (resumed after it). ``pool``: the passages hard
+    negatives are mined from (None: the training positives), ``stored`` the baseline's
+    embeddings of them (embedding_cache.Stored); ``guide``: the base model, for the guided
+    losses. Curves go to ``checkpoints/live`` (dvclive, main
     process only), so a resumed run continues them."""
     from embedtune.training import guards
 
@@ -125,12 +127,27 @@ def train(
             raise StageError("no best checkpoint was recorded; refusing to save the last weights")
         guards.check_best_weights(trainer.model, Path(best))
     guards.check_embeddings(trainer.model, [r["anchor"] for r in rows] + list(dev.corpus.values()))
+    runtime = next((e["train_runtime"] for e in state.log_history if "train_runtime" in e), 0)
     print(
-        f"train: {state.global_step} optimizer steps on {trainer.args.world_size} process(es); "
+        f"train: {state.global_step} optimizer steps in {runtime:.0f} s on "
+        f"{trainer.args.world_size} process(es); "
         f"best checkpoint at step {state.best_global_step}, "
         f"{conf.train.best_metric} = {state.best_metric:.4f}"
     )
-    return trainer.model
+    return trainer.model, trainer.evaluator.corpus_of_step(state.best_global_step)
+
+
+def save_corpus_embeddings(folder, model_dir, dev: search.IRData, corpus, common) -> None:
+    """Store the chosen checkpoint's corpus embeddings under the saved model's identity, so
+    a stage that loads ``model_dir`` and would make the same rows reads them instead."""
+    from embedtune.retrieval import embedding_cache
+
+    if corpus is None:
+        reason = "this run resumed after the chosen checkpoint's dev evaluation"
+        embedding_cache.save_none(folder, reason)
+        return
+    made_under = embedding_cache.identity(model_dir, common)
+    embedding_cache.save(folder, list(dev.corpus), corpus, made_under)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--source", required=True, help="fetch's source.json (for the model card)")
     ap.add_argument("--out", required=True, help="folder for the fine-tuned model")
     ap.add_argument("--live", required=True, help="folder for the training curves (dvclive)")
+    ap.add_argument(
+        "--embeddings-out",
+        help="where the chosen checkpoint's corpus embeddings go (evaluate and export reuse them)",
+    )
     ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints")
     args = ap.parse_args(argv)
     cli.offline()
@@ -181,17 +202,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     # The guide stays the base model throughout: a second, frozen copy.
     guide = models.load_model(args.model, conf.common) if conf.train.loss in GUIDED else None
-    best = train(model, rows, dev, conf, checkpoints, resume, pool, guide, stored)
+    best, corpus = train(model, rows, dev, conf, checkpoints, resume, pool, guide, stored)
     if not distributed.is_main_process():
         return
     test = search.IRData.load(args.ir, "test")
     source = io.read_json(args.source)
-    model_card.fill(best, conf, source, Path(args.model), len(rows), test)
+    # dev and test search the same knowledge base: the card's test scores reuse its rows.
+    same_corpus = corpus is not None and list(test.corpus) == list(dev.corpus)
+    model_card.fill(best, conf, source, Path(args.model), len(rows), test,
+                    corpus if same_corpus else None)  # fmt: skip
     with io.atomic_path(args.live) as tmp:
         shutil.copytree(checkpoints / "live", tmp)
     models.restore_config(best, replaced)
     with io.atomic_path(args.out) as tmp:
         best.save(str(tmp))
+    if args.embeddings_out:
+        save_corpus_embeddings(args.embeddings_out, args.out, dev, corpus, conf.common)
     shutil.rmtree(checkpoints)  # finished: nothing left to resume
     print(f"train: {len(rows)} pairs -> {args.out}")
 

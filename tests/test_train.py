@@ -82,7 +82,7 @@ def test_a_planted_nan_stops_training(tmp_path, tiny_model_dir):
 
 def test_a_clean_run_passes_every_guard(tmp_path, tiny_model_dir):
     model, rows, dev, conf = _setup(tiny_model_dir)
-    trained = train.train(model, rows, dev, conf, tmp_path / "ckpt", None)
+    trained, _ = train.train(model, rows, dev, conf, tmp_path / "ckpt", None)
     assert (tmp_path / "ckpt" / "live").is_dir()
     assert list((tmp_path / "ckpt").glob(f"checkpoint-*/{COMPLETE}"))  # the guard was attached
     check_embeddings(trained, [r["anchor"] for r in rows])
@@ -95,7 +95,7 @@ def test_a_guided_loss_trains_with_the_base_model_as_guide(tmp_path, tiny_model_
     conf = config.replace(conf, train=config.replace(conf.train, loss="gist"))
     guide = SentenceTransformer(str(tiny_model_dir), device="cpu")
     before = {k: v.clone() for k, v in guide.state_dict().items()}
-    trained = train.train(model, rows, dev, conf, tmp_path / "ckpt", None, guide=guide)
+    trained, _ = train.train(model, rows, dev, conf, tmp_path / "ckpt", None, guide=guide)
     check_embeddings(trained, [r["anchor"] for r in rows])
     # The guide is consulted, never trained.
     assert all(torch.equal(before[k], v) for k, v in guide.state_dict().items())

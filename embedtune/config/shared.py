@@ -26,6 +26,28 @@ class ModelSource(Section):
         return self
 
 
+class Encoder(Section):
+    backend: Literal["auto", "torch", "onnx", "openvino"] = field(
+        "auto",
+        "auto: on a CPU, export once and use the fastest graph that matches PyTorch (else "
+        "PyTorch); on a GPU, PyTorch | torch | onnx | openvino",
+    )
+    tolerance: float = field(
+        1.0e-5,
+        "largest |difference| from PyTorch's embeddings an exported graph may show on the probe",
+        gt=0,
+    )
+    probe: Pos = field(64, "texts of the probe batch that checks and times each candidate")
+    min_seconds: float = field(
+        120.0,
+        "auto exports only when PyTorch would take longer than this (an export takes ~10 s)",
+        ge=0,
+    )
+    processes: Pos = field(
+        1, ">1: sentence-transformers' multi-process encoding, one worker per GPU or CPU worker"
+    )
+
+
 class Common(Section):
     seed: int = field(42, "seed of the split and of training")
     dims: list[Pos] = field(
@@ -43,6 +65,9 @@ class Common(Section):
     )
     document_prompt: str = field("", 'prefix of every passage, e.g. "search_document: "')
     model: ModelSource = field(ModelSource(), "the base model; read by fetch only")
+    encoder: Encoder = field(
+        Encoder(), "how baseline, evaluate and export's reference encode the knowledge base"
+    )
 
     @model_validator(mode="after")
     def _dims_largest_first(self) -> Common:

@@ -146,6 +146,17 @@ def compile_openvino(src: Path, dst: Path) -> None:
     ov.save_model(ov.convert_model(str(src)), str(dst), compress_to_fp16=False)
 
 
+def _fresh_tokenizer(model_dir: str | Path):
+    """The model folder's tokenizer as loaded: the live one keeps the truncation and padding
+    of its last call in its saved state, so its files would differ with what ran before."""
+    from transformers import AutoTokenizer
+
+    from embedtune.models import transformer_folder
+
+    folder = transformer_folder(Path(model_dir))
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
 def export_model(model, model_dir: str | Path, out: str | Path, formats: Sequence[str], opset: int):
     """Write every requested format of a loaded SentenceTransformer (read from ``model_dir``)
     into ``out``, with the tokenizer files and the encoder config. Returns the config."""
@@ -159,7 +170,7 @@ def export_model(model, model_dir: str | Path, out: str | Path, formats: Sequenc
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = model[0].tokenizer
-    tokenizer.save_pretrained(str(out))
+    _fresh_tokenizer(model_dir).save_pretrained(str(out))
     plain, onnx_path = out / "model_plain.onnx", out / FILES["onnx"]
     names = export_onnx(model, plain, opset)
     sample = tokenizer(["a check that fusing kept the maths", "and a longer second one"] * 2,

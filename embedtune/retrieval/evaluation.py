@@ -53,6 +53,45 @@ def score_embeddings(
     return scores, per_query
 
 
+def encode_test(model, model_dir, data, common: config.Common, reuse=None, choose=None):
+    """(query embeddings, corpus embeddings, encoder name) of ``data`` for scoring.
+
+    ``reuse``: a folder of stored corpus embeddings (embedtune.retrieval.embedding_cache),
+    used when PyTorch on this device made them from these very model bytes, prompt, length
+    and batch size (the train stage's last dev evaluation of the chosen checkpoint): then
+    only the queries, and any passage the store lacks, are encoded, with PyTorch too.
+    ``choose(model, model_dir, passages, common)``: picks the encoder otherwise
+    (embedtune.export.encoders.choose; None: PyTorch)."""
+    import torch
+
+    from embedtune.retrieval import embedding_cache, search
+
+    queries, passages = list(data.queries.values()), list(data.corpus.values())
+    batch = common.eval_batch_size
+    if reuse is not None:
+        made_under = embedding_cache.identity(model_dir, common)
+        stored, why = embedding_cache.lookup(reuse, made_under, data.corpus)
+        if stored is not None:
+            c_emb, encoded = embedding_cache.for_texts(model, passages, stored, common)
+            log.info("corpus embeddings read from %s (%d encoded now)", reuse, encoded)
+            q_emb = search.encode(model, queries, common.query_prompt, batch, document=False)
+            return q_emb, torch.from_numpy(c_emb), made_under["encoder"]
+        log.info("encoding the corpus (%s)", why)
+    if choose is None:
+        encoder, name, reason = model, embedding_cache.identity_encoder(), "PyTorch"
+    else:
+        choice = choose(model, model_dir, passages, common)
+        encoder, name, reason = choice.encoder, choice.name, choice.reason
+    log.info("encoding with %s (%s)", name, reason)
+    try:
+        q_emb = search.encode(encoder, queries, common.query_prompt, batch, document=False)
+        c_emb = search.encode(encoder, passages, common.document_prompt, batch, document=True)
+    finally:
+        if hasattr(encoder, "close"):  # a multi-process pool
+            encoder.close()
+    return q_emb, c_emb, name
+
+
 def run_eval(
     model_dir: str,
     ir_dir: str,
@@ -61,28 +100,30 @@ def run_eval(
     common: config.Common,
     bm25: bool,
     embeddings_out: str | None = None,
+    reuse: str | None = None,
+    choose=None,
 ) -> dict:
     """Score a model on the test queries (``score_embeddings``) and write the metrics and the
     per-query ndcg@10 that the significance tests pair up; with ``embeddings_out``, also
-    the corpus embeddings (embedtune.retrieval.embedding_cache), for mining to reuse."""
+    the corpus embeddings (embedtune.retrieval.embedding_cache), for mining to reuse.
+    ``reuse`` and ``choose``: see ``encode_test``."""
     from embedtune.retrieval import embedding_cache, search
 
     model = load_model(model_dir, common)
     data = search.IRData.load(ir_dir, "test")
-    q_emb, c_emb = search.encode_data(
-        model, data, common.eval_batch_size, common.query_prompt, common.document_prompt
-    )
+    q_emb, c_emb, encoder = encode_test(model, model_dir, data, common, reuse, choose)
     scores, per_query = score_embeddings(q_emb, c_emb, data, common, bm25)
     if embeddings_out is not None:
-        made_under = embedding_cache.identity(model_dir, common)
+        made_under = embedding_cache.identity(model_dir, common, encoder)
         embedding_cache.save(embeddings_out, list(data.corpus), c_emb, made_under)
     io.write_json(per_query_out, per_query)
     io.write_json(out, scores)
     return scores
 
 
-def eval_cli(argv: list[str] | None, stage: str) -> None:
-    """Command line shared by baseline and evaluate: same code, different model."""
+def eval_cli(argv: list[str] | None, stage: str, choose=None) -> None:
+    """Command line shared by baseline and evaluate: same code, different model;
+    ``choose``: see ``encode_test``."""
     import argparse
 
     ap = argparse.ArgumentParser(
@@ -97,12 +138,16 @@ def eval_cli(argv: list[str] | None, stage: str) -> None:
         "--bm25", action="store_true", help="also report BM25's own metrics (hybrid always uses it)"
     )
     ap.add_argument("--embeddings", help="folder for the corpus embeddings (for mining to reuse)")
+    ap.add_argument(
+        "--reuse-embeddings", help="stored corpus embeddings of this model (the train stage's)"
+    )
     args = ap.parse_args(argv)
     cli.offline()
     conf = config.load(args.params)
     scores = run_eval(
-        args.model, args.ir, args.out, args.per_query, conf.common, args.bm25, args.embeddings
-    )
+        args.model, args.ir, args.out, args.per_query, conf.common, args.bm25, args.embeddings,
+        args.reuse_embeddings, choose,
+    )  # fmt: skip
     for name, prefix in (("dense", ""), ("hybrid", HYBRID)):
         dims = ", ".join(
             f"{d}d {scores[metrics.key(d, metrics.HEADLINE, prefix)]:.4f}" for d in conf.common.dims

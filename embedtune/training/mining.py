@@ -61,7 +61,7 @@ def stored_embeddings(
     if not folder:
         return None
     made_under = embedding_cache.identity(model_dir, common)
-    stored, why = embedding_cache.lookup(folder, made_under, corpus)
+    stored, why = embedding_cache.lookup(folder, made_under, corpus, any_encoder=True)
     if stored is None:
         log.info("mining encodes every passage itself (%s)", why)
     return stored

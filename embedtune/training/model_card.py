@@ -49,10 +49,19 @@ def protocol(conf: config.Params, test: search.IRData) -> str:
     )
 
 
-def fill(model, conf: config.Params, source: dict, base_dir: Path, n_pairs: int, test) -> dict:
+def fill(
+    model,
+    conf: config.Params,
+    source: dict,
+    base_dir: Path,
+    n_pairs: int,
+    test,
+    corpus_embeddings=None,
+) -> dict:
     """Complete ``model.model_card_data`` before saving and return the test metrics
     recorded in it (``dim_<d>_cosine_<metric>``). ``source``: fetch's source.json;
-    ``test``: the test split, scored here for the card only (nothing is chosen on it)."""
+    ``test``: the test split, scored here for the card only (nothing is chosen on it);
+    ``corpus_embeddings``: this model's rows of ``test.corpus``, if already made."""
     from embedtune.training.evaluator import MatryoshkaIR
 
     card = model.model_card_data
@@ -71,10 +80,14 @@ def fill(model, conf: config.Params, source: dict, base_dir: Path, n_pairs: int,
     # sentence-transformers writes a fresh card only for a model tagged as trained (else it
     # re-saves the base model's card); the trainer tags it, this makes sure of it.
     card.add_tags(["generated_from_trainer", "embedtune", "matryoshka", "retrieval"])
+    # The card would print the wall-clock training time: the one thing in it that differs
+    # between two runs of the same commit, and so in the model folder's hash. The stage
+    # logs the time instead.
+    card._training_start_time = None
     primary = conf.train.best_metric.removeprefix("eval_")
     evaluator = MatryoshkaIR(
         test, conf.common, primary, name="test", config={"protocol": protocol(conf, test)}
     )
-    scores = evaluator(model)
+    scores, _ = evaluator.score(model, corpus_embeddings)
     card.set_evaluation_metrics(evaluator, scores)
     return scores

@@ -60,7 +60,7 @@ def test_the_saved_readme_holds_test_metrics_and_provenance(tmp_path, tiny_model
     base.mkdir()
     (base / "README.md").write_text(BASE_README)
     model = SentenceTransformer(str(tiny_model_dir), device="cpu")
-    tuned = train.train(model, rows, data, conf, tmp_path / "ckpt", None)
+    tuned, _ = train.train(model, rows, data, conf, tmp_path / "ckpt", None)
     source = {"data": "toy/pairs.csv", "model": "package some_pkg"}
     scores = model_card.fill(tuned, conf, source, base, len(rows), data)
     tuned.save(str(tmp_path / "out"))
