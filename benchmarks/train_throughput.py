@@ -2,9 +2,12 @@
 
 Both train MiniLM with MatryoshkaLoss(MultipleNegativesRankingLoss), the same batch size,
 sequence length, sampler, optimizer and data, for the same number of steps, in this one
-process, alternating A/B/B/A so machine load and warm-up hit both alike. Prints samples/s
-of each and the ratio (stage / plain). Evaluation is off in both: this measures training
-alone.
+process, alternating A/B/B/A so machine load and warm-up hit both alike. The stage's model
+is loaded as the stage loads it (``models.load_for_training``, with the profile's
+``train.attention_dropout``); the plain script's as the sentence-transformers docs do. Prints
+samples/s of each and the ratio (stage / plain), and writes them to
+benchmarks/results/train_throughput.json. Evaluation is off in both: this measures
+training alone.
 
     python benchmarks/train_throughput.py --steps 4 --rounds 2     # what `make bench-train` runs
 """
@@ -22,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Run as `python benchmarks/<name>.py`, Python puts benchmarks/ on the path, not the project
 # root; `stages` is not an installed package, so the root goes on the path here.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # record.py beside this script
 
 
 def plain_trainer(model, rows, batch_size: int, steps: int, dims: list[int], out: str):
@@ -69,12 +73,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", help="result JSON (default benchmarks/results/train_throughput.json)")
     args = ap.parse_args()
-
+    import record
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embedtune import config
+    from embedtune import config, models
     from embedtune.data import records
     from stages import fetch
 
@@ -94,7 +99,12 @@ def main() -> None:
         # A-B then B-A: whatever the first run of a round pays (allocator warm-up, caches)
         # falls on each trainer equally.
         for name in ("stage", "plain") if r % 2 == 0 else ("plain", "stage"):
-            model = SentenceTransformer(str(folder), device="cpu")
+            if name == "stage":
+                model, _ = models.load_for_training(
+                    folder, conf.common, conf.train.attention_dropout
+                )
+            else:
+                model = SentenceTransformer(str(folder), device="cpu")
             model.max_seq_length = conf.common.max_seq_length
             with tempfile.TemporaryDirectory() as out:
                 if name == "stage":
@@ -111,6 +121,13 @@ def main() -> None:
         f"train stage {stage:.2f} samples/s, plain script {plain:.2f} samples/s, "
         f"ratio {stage / plain:.3f}"
     )
+    settings = {"batch_size": batch, "max_seq_length": conf.common.max_seq_length,
+                "steps": args.steps, "rounds": args.rounds, "threads": torch.get_num_threads(),
+                "attention_dropout": conf.train.attention_dropout}  # fmt: skip
+    results = {"settings": settings, "samples_per_second": speeds,
+               "stage": round(stage, 3), "plain": round(plain, 3),
+               "ratio": round(stage / plain, 3)}  # fmt: skip
+    print(f"wrote {record.write('train_throughput', results, args.out)}")
 
 
 if __name__ == "__main__":

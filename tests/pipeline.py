@@ -57,6 +57,14 @@ def env() -> dict:
         DVC_NO_ANALYTICS="1",
         PYTHONUNBUFFERED="1",
     )
+    # Under pytest-xdist (`make test`: a worker per core) the stages of each worker get their
+    # share of the cores: two stages of two torch threads each on two cores spend their time
+    # waiting for each other. (The workers' own torch keeps its default: with one thread,
+    # test_losses.py's in-batch duplicate gets bit-identical embeddings and GIST's strict
+    # `>` keeps it, so that test fails.)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        e.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     return e
 
 
@@ -102,3 +110,21 @@ def make_project(dest: Path, params: dict) -> Path:
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "init"], dest)
     return dest
+
+
+def clone_project(src: Path, dest: Path) -> Path:
+    """A working copy of a reproduced, committed project: its git history (main only), its
+    DVC cache and its committed outputs checked out. A test that only changes one stage's
+    params reruns that stage and what follows, not the whole DAG."""
+    run(["git", "clone", "-q", "-b", "main", str(src), str(dest)], src.parent)
+    shutil.copytree(src / ".dvc" / "cache", dest / ".dvc" / "cache")
+    run(["dvc", "checkout", "-q"], dest)
+    return dest
+
+
+def set_params(project: Path, section: str, **values) -> dict:
+    """Update one section of ``project``'s params.yaml; returns the whole params."""
+    p = yaml.safe_load((project / "params.yaml").read_text())
+    p[section].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    return p

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from tests.pipeline import make_project, output, run, tiny_params
+from tests.pipeline import clone_project, output, run, set_params
 
 pytestmark = pytest.mark.slow
 METRICS = 15
@@ -65,22 +66,23 @@ def test_second_repro_does_nothing(reproduced):
 
 
 def _steps(stdout: str) -> tuple[int, int]:
-    line = next(x for x in stdout.splitlines() if "optimizer steps on" in x)
-    words = line.split()
-    return int(words[1]), int(words[5])
+    """(optimizer steps, world size) from train's summary line, e.g. "train: 24 optimizer
+    steps in 1 s on 1 process(es); ..."."""
+    found = re.search(r"train: (\d+) optimizer steps\b.*? on (\d+) process\(es\);", stdout)
+    assert found, stdout
+    return int(found.group(1)), int(found.group(2))
 
 
-def test_two_process_ddp_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
+def test_two_process_ddp_inside_dvc_repro(reproduced, tmp_path):
     """train.processes: 2 relaunches the stage under torchrun (gloo on CPU); each process
-    takes half the data, so the run takes about half the optimizer steps."""
-    from tests.tiny import toy_rows, write_csv
-
+    takes half the data, so the run takes about half the optimizer steps. (On a copy of the
+    reproduced project, where the data stages are up to date: `dvc repro evaluate` reruns
+    train and the evaluation of the model it trained.)"""
     single_steps, single_world = _steps(reproduced[1].stdout)
-    data = write_csv(tmp_path / "pairs.csv", toy_rows(40, 3))
-    p = tiny_params(tiny_model_dir, data)
-    p["train"]["processes"] = 2
-    project = make_project(tmp_path / "ddp", p)
-    out = output(run(["dvc", "repro"], project))
+    project = clone_project(reproduced[0], tmp_path / "ddp")
+    set_params(project, "train", processes=2)
+    out = output(run(["dvc", "repro", "evaluate"], project))
+    assert "Running stage 'train'" in out and "Running stage 'fetch'" not in out
     assert "launching 2 processes" in out
     steps, world = _steps(out)
     assert (single_world, world) == (1, 2)
@@ -97,7 +99,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_nodes_of_one_process_each_inside_dvc_repro(reproduced, tmp_path, tiny_model_dir):
+def test_two_nodes_of_one_process_each_inside_dvc_repro(reproduced, tmp_path):
     """train.nodes: 2 joins two machines with torchrun's c10d rendezvous. Here two copies of
     the project stand for two machines: each runs the real `dvc repro train` with
     EMBEDTUNE_RDZV_ENDPOINT at a loopback port. They meet in one run of world size 2, each
@@ -109,13 +111,11 @@ def test_two_nodes_of_one_process_each_inside_dvc_repro(reproduced, tmp_path, ti
     from safetensors.torch import load_file
 
     from tests.pipeline import default_signals, env
-    from tests.tiny import toy_rows, write_csv
 
     single_steps, _ = _steps(reproduced[1].stdout)
-    data = write_csv(tmp_path / "pairs.csv", toy_rows(40, 3))
-    p = tiny_params(tiny_model_dir, data)
-    p["train"]["nodes"] = 2
-    nodes = [make_project(tmp_path / f"node{i}", p) for i in range(2)]
+    nodes = [clone_project(reproduced[0], tmp_path / f"node{i}") for i in range(2)]
+    for node in nodes:
+        set_params(node, "train", nodes=2)
     node_env = dict(env(), EMBEDTUNE_RDZV_ENDPOINT=f"127.0.0.1:{_free_port()}")
     procs = [
         subprocess.Popen(

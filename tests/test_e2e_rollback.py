@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pipeline import ROOT, env, make_project, run, tiny_params
+from tests.pipeline import ROOT, clone_project, env, run
 
 # The commands the README gives, tested verbatim.
 ROLLBACK = "git checkout v1 && dvc pull"
@@ -91,26 +91,27 @@ def _status_clean(repo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory, tiny_model_dir):
+def released(tmp_path_factory, reproduced):
     """v1 and v2 (different learning rates) reproduced, committed, tagged and pushed.
 
-    The project's own .dvc/config is used: its relative remote URL resolves to the folder
-    next to the repository, `<tmp>/embedtune-dvc-remote`.
+    v1 is a copy (history and cache) of the shared reproduced tiny project
+    (tests/conftest.py), which has v1's learning rate; v2 is reproduced here. The project's
+    own .dvc/config is used: its relative remote URL resolves to the folder next to the
+    repository, `<tmp>/embedtune-dvc-remote`.
     """
-    from tests.tiny import toy_rows, write_csv
-
     root = tmp_path_factory.mktemp("rollback")
-    params = tiny_params(tiny_model_dir, write_csv(root / "pairs.csv", toy_rows(40, 3)))
-    project = make_project(root / "project", params)
+    project = clone_project(reproduced[0], root / "project")
     shutil.copy(ROOT / ".dvc" / "config", project / ".dvc" / "config")
     run(["dvc", "config", "core.analytics", "false"], project)
-    run(["git", "commit", "-q", "-am", "remote in .dvc/config from the start"], project)
+    run(["git", "commit", "-q", "-am", "remote in .dvc/config"], project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["train"]["learning_rate"] == LEARNING_RATES["v1"]
     for tag, lr in LEARNING_RATES.items():
         params["train"]["learning_rate"] = lr
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        run(["dvc", "repro"], project)
+        run(["dvc", "repro"], project)  # for v1, up to date: nothing runs
         run(["git", "add", "-A"], project)
-        run(["git", "commit", "-q", "-m", f"release {tag}"], project)
+        run(["git", "commit", "-q", "--allow-empty", "-m", f"release {tag}"], project)
         run(["git", "tag", tag], project)
         # The release habit: push every version, and prove the remote holds all of it.
         run(["dvc", "push"], project)

@@ -110,14 +110,17 @@ DOCS = [" ".join(toy_rows()[i]["text"] for i in range(3)), "jury verdict ruling 
 QUERY_PROMPT, DOC_PROMPT = "claim notice ", "record report "  # words the tiny vocab knows
 
 
-def tiny_st_variant(folder: Path, pooling: str = "mean", normalize: bool = True) -> Path:
+def tiny_st_variant(
+    folder: Path, pooling: str = "mean", normalize: bool = True, base: Path | None = None
+) -> Path:
     """The tests' tiny model re-saved with another pooling / without Normalize, and with
-    default prompts, so that every option the encoder reads is exercised."""
+    default prompts, so that every option the encoder reads is exercised. ``base``: an
+    already built tiny model (the session's ``tiny_model_dir``) instead of building one."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
-    base = SentenceTransformer(str(build_tiny_model(folder)), device="cpu")
-    modules = [base[0], Pooling(base[0].get_embedding_dimension(), pooling)]
+    source = SentenceTransformer(str(base or build_tiny_model(folder)), device="cpu")
+    modules = [source[0], Pooling(source[0].get_embedding_dimension(), pooling)]
     modules += [Normalize()] if normalize else []
     model = SentenceTransformer(modules=modules, device="cpu")
     model.prompts = {"query": QUERY_PROMPT, "document": DOC_PROMPT}

@@ -16,6 +16,13 @@ from embedtune.training.distributed import is_distributed
 GUIDED = ("gist", "cached_gist")
 
 
+# GIST drops an in-batch negative the guide scores *above* the positive. A copy of the
+# positive scores the same, so with margin 0 it stays a "negative" or not by float noise
+# (it differed with the thread count): a negative within this of the positive counts as a
+# false negative too.
+TIE_MARGIN = 1e-4
+
+
 def make_loss(model, cfg: config.Train, dims: list[int], guide=None):
     """The configured loss; ``guide`` (a second copy of the base model) is required by the
     guided losses and ignored by the others."""
@@ -30,11 +37,12 @@ def make_loss(model, cfg: config.Train, dims: list[int], guide=None):
             model, mini_batch_size=cfg.mini_batch_size, gather_across_devices=gather
         )
     elif cfg.loss == "gist":
-        inner = losses.GISTEmbedLoss(model, guide, gather_across_devices=gather)
+        inner = losses.GISTEmbedLoss(model, guide, margin=TIE_MARGIN, gather_across_devices=gather)
     elif cfg.loss == "cached_gist":
         inner = losses.CachedGISTEmbedLoss(
-            model, guide, mini_batch_size=cfg.mini_batch_size, gather_across_devices=gather
-        )
+            model, guide, mini_batch_size=cfg.mini_batch_size, margin=TIE_MARGIN,
+            gather_across_devices=gather,
+        )  # fmt: skip
     else:
         inner = losses.MultipleNegativesRankingLoss(model, gather_across_devices=gather)
     return losses.MatryoshkaLoss(model, inner, matryoshka_dims=dims)

@@ -22,11 +22,9 @@ def common_with(**encoder) -> config.Common:
     return config.replace(common, encoder=config.replace(common.encoder, **encoder))
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from tests.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("encoders"))
+@pytest.fixture
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 def test_probe_texts_spread_over_the_list_and_are_stable():

@@ -87,8 +87,8 @@ def test_a_format_not_exported_is_named(tmp_path, exported):
 
 
 @pytest.mark.parametrize(("pooling", "normalize"), [("cls", False), ("max", True)])
-def test_other_poolings_match_pytorch(tmp_path, pooling, normalize):
-    model_dir = tiny_st_variant(tmp_path, pooling, normalize)
+def test_other_poolings_match_pytorch(tmp_path, tiny_model_dir, pooling, normalize):
+    model_dir = tiny_st_variant(tmp_path, pooling, normalize, base=tiny_model_dir)
     model = load_st(model_dir)
     export.export_model(model, model_dir, tmp_path / "e", ["onnx"], opset=18)
     enc = export.load_encoder(tmp_path / "e", "onnx")
