@@ -96,7 +96,27 @@ def export_onnx(model, path: Path, opset: int) -> list[str]:
     finally:
         if attention not in (None, "eager"):
             auto.set_attn_implementation(attention)
+    strip_stack_traces(path)
     return names
+
+
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def strip_stack_traces(path: Path) -> None:
+    """Drop the Python stack trace the dynamo exporter stores on every node: it holds the
+    absolute paths of the checkout and the venv, so two clones of one commit wrote different
+    graphs (and shipped those paths). Node names, scopes and the maths stay as exported."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    nodes = [*graph.graph.node, *(n for f in graph.functions for n in f.node)]
+    for node in nodes:
+        kept = [p for p in node.metadata_props if p.key != STACK_TRACE]
+        if len(kept) != len(node.metadata_props):
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+    onnx.save(graph, str(path))
 
 
 def optimize_for_onnxruntime(src: Path, dst: Path, config, feeds: dict) -> bool:
