@@ -12,6 +12,7 @@ per-stage wall-time table of the default run) and writes it to
 benchmarks/results/stage_memory.json (benchmarks/record.py).
 
     python benchmarks/stage_memory.py               # the default profile (minutes)
+    python benchmarks/stage_memory.py --stages-only # the stages alone: the per-stage times
     python benchmarks/stage_memory.py --keep /tmp/m # keep the copy to look inside
 """
 
@@ -69,6 +70,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", help="run in this folder and keep it (default: a temp folder)")
     ap.add_argument("--out", help="result JSON (default benchmarks/results/stage_memory.json)")
+    ap.add_argument(
+        "--stages-only",
+        action="store_true",
+        help="skip the extra training runs and the plain script",
+    )
     args = ap.parse_args()
     import record
 
@@ -82,6 +88,14 @@ def main() -> None:
         print(f"stage_memory: {name} ...", flush=True)
         kb, seconds = measured(shlex.split(stage["cmd"]), work)
         rows.append([name, round(kb / 1024), round(seconds)])
+    if args.stages_only:
+        total = sum(r[2] for r in rows)
+        print(tabulate([*rows, ["all stages", max(r[1] for r in rows), total]],
+                       headers=["stage", "peak RSS MB", "seconds"], tablefmt="github"))  # fmt: skip
+        results = [dict(zip(["stage", "peak_rss_mb", "seconds"], r, strict=True)) for r in rows]
+        path = record.write("stage_times", {"stages": results, "total_seconds": total}, args.out)
+        print(f"wrote {path}")
+        return
     # The train stage again with train.gradient_checkpointing on (the memory saver).
     print("stage_memory: train with gradient_checkpointing: true ...", flush=True)
     saver = {**conf, "train": {**conf["train"], "gradient_checkpointing": True}}
