@@ -47,9 +47,9 @@ def test_a_fused_graph_that_differs_is_replaced_by_the_plain_one(tmp_path, expor
 def test_the_graphs_hold_no_stack_traces_with_local_paths(exported):
     """The dynamo exporter stores each node's Python stack trace, absolute paths and all:
     two clones of one commit then wrote different graphs."""
-    import onnx
-
     from pathlib import Path
+
+    import onnx
 
     _, out = exported
     for name in ("onnx", "onnx_int8"):
