@@ -105,7 +105,8 @@ def choose(model, model_dir: str | Path, texts: list[str], common: config.Common
                 rejected.append(f"{fmt} differs by {diff:.1e} > encoder.tolerance")
                 continue
             timings[fmt] = seconds
-            if seconds < timings[chosen[1]]:
+            # A graph asked for by name is used when it matches, fast or not; auto races.
+            if cfg.backend == fmt or seconds < timings[chosen[1]]:
                 chosen = (encoder, fmt)
     speeds = ", ".join(
         f"{name} {len(probe) / s:.1f}/s" for name, s in sorted(timings.items(), key=lambda x: x[1])

@@ -84,8 +84,9 @@ def encode_test(model, model_dir, data, common: config.Common, reuse=None, choos
         encoder, name, reason = choice.encoder, choice.name, choice.reason
     log.info("encoding with %s (%s)", name, reason)
     try:
-        q_emb = search.encode(encoder, queries, common.query_prompt, batch, document=False)
-        c_emb = search.encode(encoder, passages, common.document_prompt, batch, document=True)
+        q_emb, c_emb = search.encode_data(
+            encoder, data, batch, common.query_prompt, common.document_prompt
+        )
     finally:
         if hasattr(encoder, "close"):  # a multi-process pool
             encoder.close()
